@@ -1,0 +1,27 @@
+//! The contract between `pam_smsotp.so`, `smsotpd` and `smsotpctl`.
+//!
+//! A frame is a 4-byte big-endian length followed by that many bytes of JSON.
+//! Every connection starts with [`Request::Hello`]; the daemon answers with
+//! its own [`Response::Hello`] or refuses a version it does not speak. The
+//! protocol version is bumped whenever a message changes, so the module and
+//! the daemon can be upgraded separately and still fail clearly.
+
+pub mod client;
+pub mod frame;
+pub mod limits;
+pub mod message;
+pub mod secret;
+
+#[cfg(feature = "tokio")]
+pub mod async_frame;
+
+pub use client::{Client, ClientError};
+pub use frame::FrameError;
+pub use message::{
+    BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request, Response,
+    ValidationError,
+};
+pub use secret::Secret;
+
+/// Version of the message set below. Bump on any change to a message.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,299 @@
+//! The messages. Requests go from the module or the CLI to the daemon,
+//! responses come back. Unknown fields are refused so that a peer speaking
+//! another version fails loudly instead of being half-understood.
+
+use crate::limits;
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// First frame of every connection.
+    Hello { version: u32, client: String },
+    /// Start a challenge for a login: the daemon decides, sends, and answers
+    /// [`Response::Challenge`] or why not.
+    Begin(BeginRequest),
+    /// Check a code typed at the prompt for the challenge of this connection.
+    Verify { code: Secret },
+    /// Send a new code; the previous one stops working at once.
+    Resend,
+}
+
+/// Who is logging in where. The daemon trusts these only as far as the
+/// peer's credentials allow (root callers may name any user).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BeginRequest {
+    pub user: String,
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    /// The command a sudo step-up is for, when the caller knows it.
+    #[serde(default)]
+    pub command: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Response {
+    Hello { version: u32, server: String },
+    /// A code was sent; prompt for it.
+    Challenge(ChallengeInfo),
+    /// The code was right. The challenge is spent.
+    Verified,
+    /// The code was wrong; `attempts_left` more tries on this code.
+    Wrong { attempts_left: u32 },
+    /// The code's time is up. `can_resend` says whether `Resend` may help.
+    Expired { can_resend: bool },
+    /// No tries left on this challenge.
+    TriesExhausted,
+    /// Resend refused (limit reached or disabled).
+    ResendRefused { reason: String },
+    /// The user has no mobile number and policy denies such users.
+    NoMobile,
+    /// Every provider failed to send. Details are in the daemon's log only.
+    SendFailed,
+    /// The request cannot be served; `message` is safe to show a user.
+    Error { kind: ErrorKind, message: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeInfo {
+    /// The destination with all but the last digits hidden, e.g. `********7890`.
+    #[serde(with = "masked")]
+    pub masked_mobile: MaskedMobile,
+    pub expires_in_secs: u64,
+    pub resends_left: u32,
+    pub attempts_left: u32,
+    pub code_length: u8,
+    pub alphabet: CodeAlphabet,
+}
+
+/// A masked number is short and printable; keeping it in a fixed buffer
+/// makes `ChallengeInfo` `Copy` and its size obvious.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct MaskedMobile {
+    len: u8,
+    buf: [u8; 24],
+}
+
+impl MaskedMobile {
+    /// Accepts up to 24 bytes of `*`, `+` and digits.
+    pub fn new(s: &str) -> Option<Self> {
+        if s.is_empty()
+            || s.len() > 24
+            || !s.bytes().all(|b| b == b'*' || b == b'+' || b.is_ascii_digit())
+        {
+            return None;
+        }
+        let mut buf = [0u8; 24];
+        buf[..s.len()].copy_from_slice(s.as_bytes());
+        Some(MaskedMobile {
+            len: s.len() as u8,
+            buf,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever stored (checked in `new`).
+        std::str::from_utf8(&self.buf[..self.len as usize]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for MaskedMobile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+mod masked {
+    use super::MaskedMobile;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(m: &MaskedMobile, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MaskedMobile, D::Error> {
+        let s = String::deserialize(d)?;
+        MaskedMobile::new(&s).ok_or_else(|| D::Error::custom("masked_mobile is not a masked number"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeAlphabet {
+    Numeric,
+    Alphanumeric,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The client's protocol version is not spoken by this daemon.
+    UnsupportedVersion,
+    /// The request broke a bound or arrived out of order.
+    BadRequest,
+    /// The peer may not act for that user.
+    PermissionDenied,
+    /// The daemon is at its connection limit.
+    Busy,
+    /// Something failed inside the daemon; see its log.
+    Internal,
+}
+
+/// A field of a request broke a protocol bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+fn check_text(
+    field: &'static str,
+    value: &str,
+    max: usize,
+    allow_empty: bool,
+) -> Result<(), ValidationError> {
+    if value.len() > max {
+        return Err(ValidationError {
+            field,
+            problem: "too long",
+        });
+    }
+    if !allow_empty && value.is_empty() {
+        return Err(ValidationError {
+            field,
+            problem: "empty",
+        });
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError {
+            field,
+            problem: "contains control characters",
+        });
+    }
+    Ok(())
+}
+
+impl BeginRequest {
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        check_text("user", &self.user, limits::MAX_USER, false)?;
+        if self.user.contains('/') || self.user.starts_with('-') {
+            return Err(ValidationError {
+                field: "user",
+                problem: "not a valid login name",
+            });
+        }
+        check_text("service", &self.service, limits::MAX_SERVICE, false)?;
+        if let Some(rhost) = &self.rhost {
+            check_text("rhost", rhost, limits::MAX_RHOST, true)?;
+        }
+        if let Some(tty) = &self.tty {
+            check_text("tty", tty, limits::MAX_TTY, true)?;
+        }
+        if let Some(command) = &self.command {
+            check_text("command", command, limits::MAX_COMMAND, true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Request {
+    /// Checks every bound of the protocol. Both sides call it: the client
+    /// before sending, the daemon on receipt.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        match self {
+            Request::Hello { client, .. } => check_text("client", client, 64, true),
+            Request::Begin(begin) => begin.validate(),
+            Request::Verify { code } => {
+                if code.len() > limits::MAX_CODE {
+                    return Err(ValidationError {
+                        field: "code",
+                        problem: "too long",
+                    });
+                }
+                Ok(())
+            }
+            Request::Resend => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn begin(user: &str) -> BeginRequest {
+        BeginRequest {
+            user: user.into(),
+            service: "sshd".into(),
+            rhost: Some("192.0.2.1".into()),
+            tty: None,
+            command: None,
+        }
+    }
+
+    #[test]
+    fn request_round_trips_through_json() {
+        let req = Request::Begin(begin("alice"));
+        let json = serde_json::to_string(&req).unwrap();
+        assert!(json.contains("\"type\":\"begin\""), "{json}");
+        let back: Request = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, req);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        // (Unit variants such as `resend` carry no fields to confuse.)
+        let err = serde_json::from_str::<Request>(r#"{"type":"verify","code":"1","x":1}"#);
+        assert!(err.is_err());
+        let err = serde_json::from_str::<Request>(
+            r#"{"type":"begin","user":"a","service":"s","evil":true}"#,
+        );
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn validation_bounds_every_field() {
+        assert!(begin("alice").validate().is_ok());
+        assert_eq!(begin("").validate().unwrap_err().field, "user");
+        assert_eq!(begin(&"a".repeat(257)).validate().unwrap_err().problem, "too long");
+        assert_eq!(
+            begin("al\nice").validate().unwrap_err().problem,
+            "contains control characters"
+        );
+        assert!(begin("../etc").validate().is_err());
+        assert!(begin("-rf").validate().is_err());
+        let mut b = begin("alice");
+        b.rhost = Some("x".repeat(300));
+        assert_eq!(b.validate().unwrap_err().field, "rhost");
+        let long_code = Request::Verify {
+            code: Secret::new("1".repeat(65)),
+        };
+        assert!(long_code.validate().is_err());
+    }
+
+    #[test]
+    fn masked_mobile_accepts_only_masks() {
+        assert_eq!(MaskedMobile::new("********7890").unwrap().as_str(), "********7890");
+        assert!(MaskedMobile::new("").is_none());
+        assert!(MaskedMobile::new("abc").is_none());
+        assert!(MaskedMobile::new(&"*".repeat(25)).is_none());
+        let json = r#"{"type":"challenge","masked_mobile":"x<script>","expires_in_secs":1,"resends_left":0,"attempts_left":1,"code_length":6,"alphabet":"numeric"}"#;
+        assert!(serde_json::from_str::<Response>(json).is_err());
+    }
+
+    #[test]
+    fn debug_of_verify_hides_the_code() {
+        let req = Request::Verify {
+            code: Secret::new("424242"),
+        };
+        assert!(!format!("{req:?}").contains("424242"));
+    }
+}
