@@ -50,13 +50,18 @@ pub struct Client {
 
 impl Client {
     /// Connects and exchanges hellos, all within `timeout`.
-    pub fn connect(path: &Path, timeout: Duration, client_name: &str) -> Result<Client, ClientError> {
+    pub fn connect(
+        path: &Path,
+        timeout: Duration,
+        client_name: &str,
+    ) -> Result<Client, ClientError> {
         let connect_err = |source| ClientError::Connect {
             path: path.display().to_string(),
             source,
         };
         let addr = SockAddr::unix(path).map_err(connect_err)?;
-        let socket = Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(connect_err)?;
+        let socket =
+            Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(connect_err)?;
         socket.connect_timeout(&addr, timeout).map_err(|e| {
             if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
                 ClientError::Timeout(timeout)
@@ -78,7 +83,9 @@ impl Client {
                 client.server = server;
                 Ok(client)
             }
-            Response::Hello { version, .. } => Err(ClientError::VersionMismatch { server: version }),
+            Response::Hello { version, .. } => {
+                Err(ClientError::VersionMismatch { server: version })
+            }
             Response::Error {
                 kind: ErrorKind::UnsupportedVersion,
                 ..
@@ -118,7 +125,9 @@ impl Client {
     fn write_all_by(&mut self, mut buf: &[u8], deadline: Instant) -> Result<(), ClientError> {
         while !buf.is_empty() {
             let left = self.remaining(deadline)?;
-            self.stream.set_write_timeout(Some(left)).map_err(FrameError::Io)?;
+            self.stream
+                .set_write_timeout(Some(left))
+                .map_err(FrameError::Io)?;
             match self.stream.write(buf) {
                 Ok(0) => return Err(FrameError::Closed.into()),
                 Ok(n) => buf = &buf[n..],
@@ -131,7 +140,9 @@ impl Client {
     fn read_exact_by(&mut self, mut buf: &mut [u8], deadline: Instant) -> Result<(), ClientError> {
         while !buf.is_empty() {
             let left = self.remaining(deadline)?;
-            self.stream.set_read_timeout(Some(left)).map_err(FrameError::Io)?;
+            self.stream
+                .set_read_timeout(Some(left))
+                .map_err(FrameError::Io)?;
             match self.stream.read(buf) {
                 Ok(0) => return Err(FrameError::Closed.into()),
                 Ok(n) => buf = &mut buf[n..],
@@ -170,7 +181,9 @@ mod tests {
     #[test]
     fn missing_socket_is_unavailable() {
         let path = temp_socket("missing");
-        let err = Client::connect(&path, Duration::from_millis(200), "test").err().unwrap();
+        let err = Client::connect(&path, Duration::from_millis(200), "test")
+            .err()
+            .unwrap();
         assert!(err.is_unavailable(), "{err}");
     }
 
@@ -185,7 +198,9 @@ mod tests {
             drop(s);
         });
         let start = Instant::now();
-        let err = Client::connect(&path, Duration::from_millis(300), "test").err().unwrap();
+        let err = Client::connect(&path, Duration::from_millis(300), "test")
+            .err()
+            .unwrap();
         let took = start.elapsed();
         assert!(matches!(err, ClientError::Timeout(_)), "{err}");
         assert!(err.is_unavailable());
@@ -214,7 +229,9 @@ mod tests {
         });
         let c = Client::connect(&path, Duration::from_secs(2), "test").unwrap();
         assert_eq!(c.server(), "fake");
-        let err = Client::connect(&path, Duration::from_secs(2), "test").err().unwrap();
+        let err = Client::connect(&path, Duration::from_secs(2), "test")
+            .err()
+            .unwrap();
         assert!(matches!(err, ClientError::VersionMismatch { .. }));
         assert!(!err.is_unavailable());
         t.join().unwrap();

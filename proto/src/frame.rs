@@ -94,20 +94,29 @@ mod tests {
             code: Secret::new("123456"),
         };
         let buf = encode(&req).unwrap();
-        assert_eq!(u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize, buf.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len() - 4
+        );
         let back: Request = read_frame(&mut Cursor::new(buf.to_vec())).unwrap();
         assert_eq!(back, req);
     }
 
     #[test]
     fn oversized_and_empty_headers_are_refused_before_allocating() {
-        assert!(matches!(payload_len(u32::MAX.to_be_bytes()), Err(FrameError::TooLarge(_))));
+        assert!(matches!(
+            payload_len(u32::MAX.to_be_bytes()),
+            Err(FrameError::TooLarge(_))
+        ));
         assert!(matches!(
             payload_len(((MAX_FRAME + 1) as u32).to_be_bytes()),
             Err(FrameError::TooLarge(_))
         ));
         assert!(matches!(payload_len([0; 4]), Err(FrameError::Empty)));
-        assert_eq!(payload_len((MAX_FRAME as u32).to_be_bytes()).unwrap(), MAX_FRAME);
+        assert_eq!(
+            payload_len((MAX_FRAME as u32).to_be_bytes()).unwrap(),
+            MAX_FRAME
+        );
     }
 
     #[test]

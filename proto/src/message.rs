@@ -39,25 +39,37 @@ pub struct BeginRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Response {
-    Hello { version: u32, server: String },
+    Hello {
+        version: u32,
+        server: String,
+    },
     /// A code was sent; prompt for it.
     Challenge(ChallengeInfo),
     /// The code was right. The challenge is spent.
     Verified,
     /// The code was wrong; `attempts_left` more tries on this code.
-    Wrong { attempts_left: u32 },
+    Wrong {
+        attempts_left: u32,
+    },
     /// The code's time is up. `can_resend` says whether `Resend` may help.
-    Expired { can_resend: bool },
+    Expired {
+        can_resend: bool,
+    },
     /// No tries left on this challenge.
     TriesExhausted,
     /// Resend refused (limit reached or disabled).
-    ResendRefused { reason: String },
+    ResendRefused {
+        reason: String,
+    },
     /// The user has no mobile number and policy denies such users.
     NoMobile,
     /// Every provider failed to send. Details are in the daemon's log only.
     SendFailed,
     /// The request cannot be served; `message` is safe to show a user.
-    Error { kind: ErrorKind, message: String },
+    Error {
+        kind: ErrorKind,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +98,9 @@ impl MaskedMobile {
     pub fn new(s: &str) -> Option<Self> {
         if s.is_empty()
             || s.len() > 24
-            || !s.bytes().all(|b| b == b'*' || b == b'+' || b.is_ascii_digit())
+            || !s
+                .bytes()
+                .all(|b| b == b'*' || b == b'+' || b.is_ascii_digit())
         {
             return None;
         }
@@ -120,7 +134,8 @@ mod masked {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MaskedMobile, D::Error> {
         let s = String::deserialize(d)?;
-        MaskedMobile::new(&s).ok_or_else(|| D::Error::custom("masked_mobile is not a masked number"))
+        MaskedMobile::new(&s)
+            .ok_or_else(|| D::Error::custom("masked_mobile is not a masked number"))
     }
 }
 
@@ -263,7 +278,10 @@ mod tests {
     fn validation_bounds_every_field() {
         assert!(begin("alice").validate().is_ok());
         assert_eq!(begin("").validate().unwrap_err().field, "user");
-        assert_eq!(begin(&"a".repeat(257)).validate().unwrap_err().problem, "too long");
+        assert_eq!(
+            begin(&"a".repeat(257)).validate().unwrap_err().problem,
+            "too long"
+        );
         assert_eq!(
             begin("al\nice").validate().unwrap_err().problem,
             "contains control characters"
@@ -281,7 +299,10 @@ mod tests {
 
     #[test]
     fn masked_mobile_accepts_only_masks() {
-        assert_eq!(MaskedMobile::new("********7890").unwrap().as_str(), "********7890");
+        assert_eq!(
+            MaskedMobile::new("********7890").unwrap().as_str(),
+            "********7890"
+        );
         assert!(MaskedMobile::new("").is_none());
         assert!(MaskedMobile::new("abc").is_none());
         assert!(MaskedMobile::new(&"*".repeat(25)).is_none());

@@ -1,0 +1,165 @@
+//! Mapping between byte offsets, lines and dotted key paths, so every
+//! error can say where it is. toml_edit keeps spans; toml gives the serde
+//! errors. Both parse the same (small) text.
+
+use crate::error::ConfigError;
+use serde::de::DeserializeOwned;
+use std::ops::Range;
+use std::path::Path;
+use toml_edit::{Document, Item, Table, Value};
+
+pub(crate) fn from_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let span = e.span();
+        ConfigError {
+            file: path.to_path_buf(),
+            line: span.as_ref().map(|s| line_at(text, s.start)),
+            key: span.and_then(|s| key_at(text, s.start)),
+            message: e.message().trim().to_string(),
+        }
+    })
+}
+
+/// 1-based line of a byte offset.
+pub(crate) fn line_at(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where the key path (`otp.length`, `provider[1].url`) is written.
+/// Falls back to the nearest written parent when the key itself is absent.
+pub(crate) fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    let doc = Document::parse(text).ok()?;
+    let segments: Vec<&str> = path.split('.').collect();
+    let mut best = None;
+    walk(doc.as_table(), &segments, &mut best);
+    best.map(|r| line_at(text, r.start))
+}
+
+fn walk(table: &Table, segments: &[&str], best: &mut Option<Range<usize>>) {
+    let Some((segment, rest)) = segments.split_first() else {
+        return;
+    };
+    let (name, index) = split_index(segment);
+    let Some((key, item)) = table.get_key_value(name) else {
+        return;
+    };
+    if let Some(span) = key.span() {
+        *best = Some(span);
+    }
+    match (item, index) {
+        (Item::ArrayOfTables(array), Some(i)) => {
+            if let Some(t) = array.get(i) {
+                if let Some(span) = t.span() {
+                    *best = Some(span);
+                }
+                walk(t, rest, best);
+            }
+        }
+        (Item::Table(t), None) => walk(t, rest, best),
+        (Item::Value(Value::InlineTable(t)), None) => {
+            if let Some((k, v)) = rest.first().and_then(|n| t.get_key_value(n)) {
+                if let Some(span) = k.span().or_else(|| v.span()) {
+                    *best = Some(span);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn split_index(segment: &str) -> (&str, Option<usize>) {
+    match segment.split_once('[') {
+        Some((name, rest)) => (name, rest.trim_end_matches(']').parse().ok()),
+        None => (segment, None),
+    }
+}
+
+/// The dotted key path whose key or value covers `offset`.
+pub(crate) fn key_at(text: &str, offset: usize) -> Option<String> {
+    let doc = Document::parse(text).ok()?;
+    let mut path = Vec::new();
+    find_in_table(doc.as_table(), offset, &mut path).then(|| path.join("."))
+}
+
+fn covers(span: Option<Range<usize>>, offset: usize) -> bool {
+    span.is_some_and(|s| s.contains(&offset) || s.start == offset)
+}
+
+fn find_in_table(table: &Table, offset: usize, path: &mut Vec<String>) -> bool {
+    for (key, item) in table.iter() {
+        let Some((k, _)) = table.get_key_value(key) else {
+            continue;
+        };
+        match item {
+            Item::Table(t) => {
+                path.push(key.to_string());
+                if covers(k.span(), offset) || find_in_table(t, offset, path) {
+                    return true;
+                }
+                path.pop();
+            }
+            Item::ArrayOfTables(a) => {
+                for (i, t) in a.iter().enumerate() {
+                    path.push(format!("{key}[{i}]"));
+                    if find_in_table(t, offset, path) {
+                        return true;
+                    }
+                    path.pop();
+                }
+            }
+            Item::Value(Value::InlineTable(t)) => {
+                path.push(key.to_string());
+                if covers(k.span(), offset) {
+                    return true;
+                }
+                for (ikey, v) in t.iter() {
+                    let kspan = t.key(ikey).and_then(|k| k.span());
+                    if covers(kspan, offset) || covers(v.span(), offset) {
+                        path.push(ikey.to_string());
+                        return true;
+                    }
+                }
+                if covers(item.span(), offset) {
+                    return true;
+                }
+                path.pop();
+            }
+            _ => {
+                if covers(k.span(), offset) || covers(item.span(), offset) {
+                    path.push(key.to_string());
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "socket = \"/x\"\n\n[otp]\nlength = 12\n\n[[provider]]\ntype = \"outbox\"\n\n[[provider]]\ntype = \"http\"\nurl = \"bad\"\nheaders = { A = \"b\" }\n";
+
+    #[test]
+    fn lines_of_nested_keys() {
+        assert_eq!(line_of_key(TEXT, "socket"), Some(1));
+        assert_eq!(line_of_key(TEXT, "otp.length"), Some(4));
+        assert_eq!(line_of_key(TEXT, "provider[1].url"), Some(11));
+        assert_eq!(line_of_key(TEXT, "provider[1].headers.A"), Some(12));
+        // Absent key: nearest parent.
+        assert_eq!(line_of_key(TEXT, "otp.expiry_seconds"), Some(3));
+    }
+
+    #[test]
+    fn keys_at_offsets() {
+        let off = TEXT.find("12").unwrap();
+        assert_eq!(key_at(TEXT, off).as_deref(), Some("otp.length"));
+        let off = TEXT.find("\"bad\"").unwrap();
+        assert_eq!(key_at(TEXT, off).as_deref(), Some("provider[1].url"));
+    }
+}

@@ -1,0 +1,69 @@
+//! The file format exactly as written, before any checking. Unknown keys
+//! are refused here, so a typo (`lenght = 8`) is an error, not a silent
+//! default. Integers are read as i64 so a negative or huge value gets our
+//! own range message instead of a type error.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub socket: Option<PathBuf>,
+    pub users_file: Option<PathBuf>,
+    pub max_connections: Option<i64>,
+    pub allow_user_self: Option<bool>,
+    pub hostname: Option<String>,
+    pub log_level: Option<String>,
+    #[serde(default)]
+    pub otp: RawOtp,
+    #[serde(default)]
+    pub message: RawMessage,
+    #[serde(default, rename = "provider")]
+    pub providers: Vec<RawProvider>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOtp {
+    pub length: Option<i64>,
+    pub numeric: Option<bool>,
+    pub expiry_seconds: Option<i64>,
+    pub max_attempts: Option<i64>,
+    pub max_resends: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMessage {
+    pub template: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawProvider {
+    Outbox {
+        name: Option<String>,
+        path: Option<PathBuf>,
+    },
+    Http {
+        name: Option<String>,
+        url: String,
+        method: Option<String>,
+        content_type: Option<String>,
+        payload: Option<String>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        success_codes: Option<Vec<i64>>,
+        timeout_seconds: Option<i64>,
+    },
+}
+
+/// `users.toml`: `[users]` then `login = "+E164"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUsers {
+    #[serde(default)]
+    pub users: BTreeMap<String, String>,
+}

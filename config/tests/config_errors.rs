@@ -1,0 +1,140 @@
+//! Every example parses; every mistake names file, line and key.
+
+use smsotp_config::{parse, CodeKind, ContentType, HttpMethod, ProviderConfig, Users};
+use std::path::Path;
+
+fn err(text: &str) -> String {
+    parse(Path::new("/etc/smsotp/smsotpd.toml"), text)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn every_example_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap() == "users.toml" {
+            Users::load(&path).unwrap();
+        } else {
+            smsotp_config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 4, "examples missing from {}", dir.display());
+}
+
+#[test]
+fn empty_config_means_defaults() {
+    let c = parse(Path::new("x.toml"), "").unwrap();
+    assert_eq!(c.socket, Path::new("/run/smsotp/smsotpd.sock"));
+    assert_eq!(c.otp.length, 6);
+    assert_eq!(c.otp.kind, CodeKind::Numeric);
+    assert_eq!(c.otp.expiry.as_secs(), 300);
+    assert_eq!((c.otp.max_attempts, c.otp.max_resends), (3, 3));
+    assert!(matches!(&c.providers[..], [ProviderConfig::Outbox(_)]));
+    assert!(!c.allow_user_self);
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let e = err("socket = \"/x\"\n[otp]\nlenght = 8\n");
+    assert!(
+        e.starts_with("/etc/smsotp/smsotpd.toml:3: otp.lenght: unknown field `lenght`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn out_of_range_names_line_and_key() {
+    let e = err("[otp]\nnumeric = true\nlength = 12\n");
+    assert_eq!(
+        e,
+        "/etc/smsotp/smsotpd.toml:3: otp.length: must be between 4 and 10, not 12"
+    );
+    let e = err("[otp]\nmax_attempts = -1\n");
+    assert!(
+        e.contains(":2: otp.max_attempts: must be between 1 and 10, not -1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let e = err("[otp]\nlength = \"six\"\n");
+    assert!(
+        e.starts_with("/etc/smsotp/smsotpd.toml:2: otp.length: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn syntax_error_names_line() {
+    let e = err("[otp\nlength = 6\n");
+    assert!(e.starts_with("/etc/smsotp/smsotpd.toml:1"), "{e}");
+}
+
+#[test]
+fn provider_errors_point_into_the_right_table() {
+    let text = "[[provider]]\ntype = \"outbox\"\n\n[[provider]]\ntype = \"http\"\nurl = \"ftp://x/\"\npayload = \"{{body}}\"\n";
+    let e = err(text);
+    assert!(
+        e.starts_with("/etc/smsotp/smsotpd.toml:6: provider[1].url: scheme must be http or https"),
+        "{e}"
+    );
+    let e = err("[[provider]]\ntype = \"carrier-pigeon\"\n");
+    assert!(
+        e.contains(":2: provider[0].type: unknown variant `carrier-pigeon`"),
+        "{e}"
+    );
+    let e = err("[[provider]]\ntype = \"http\"\nurl = \"http://x/\"\npayload = '{\"to\": {{mobile}}, \"t\": {{bdy}}}'\n");
+    assert!(
+        e.contains(":4: provider[0].payload: unknown placeholder {{bdy}}"),
+        "{e}"
+    );
+    let e = err(
+        "[[provider]]\ntype = \"http\"\nurl = \"http://x/\"\npayload = \"{{body}}\"\nheaders = { \"Bad Name\" = \"v\" }\n",
+    );
+    assert!(
+        e.contains(":5: provider[0].headers.Bad Name: is not a valid HTTP header name"),
+        "{e}"
+    );
+    let e = err("[[provider]]\ntype = \"http\"\nurl = \"http://x/\"\n");
+    assert!(e.contains("provider[0].payload: is required"), "{e}");
+    let e =
+        err("[[provider]]\ntype = \"http\"\nmethod = \"GET\"\nurl = \"http://x/?to=$ctx.num\"\n");
+    assert!(e.contains("never be sent"), "{e}");
+}
+
+#[test]
+fn template_must_carry_the_code() {
+    let e = err("[message]\ntemplate = \"hello {{user}}\"\n");
+    assert_eq!(
+        e,
+        "/etc/smsotp/smsotpd.toml:2: message.template: must contain {{code}}"
+    );
+}
+
+#[test]
+fn http_provider_fields() {
+    let text = "[[provider]]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/sms\"\nmethod = \"put\"\ncontent_type = \"FORM\"\npayload = \"to={{ mobile }}&msg={{ body }}\"\nheaders = { Authorization = \"Basic a:b, c\" }\nsuccess_codes = [204]\ntimeout_seconds = 3\n";
+    let c = parse(Path::new("x"), text).unwrap();
+    let ProviderConfig::Http(h) = &c.providers[0] else {
+        panic!()
+    };
+    assert_eq!(h.method, HttpMethod::Put);
+    assert_eq!(h.content_type, ContentType::Form);
+    assert_eq!(h.success_codes, vec![204]);
+    assert_eq!(h.headers[0].value, "Basic a:b, c");
+    assert!(
+        !format!("{c:?}").contains("Basic a:b"),
+        "header value leaked into Debug"
+    );
+}
+
+#[test]
+fn duplicate_provider_names_are_refused() {
+    let e = err("[[provider]]\ntype = \"outbox\"\npath = \"/a\"\n[[provider]]\ntype = \"outbox\"\npath = \"/b\"\n");
+    assert!(e.contains("two providers are named \"outbox\""), "{e}");
+}
