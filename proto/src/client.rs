@@ -34,11 +34,13 @@ impl ClientError {
     /// True when the daemon could not be reached or did not answer in time:
     /// the case `failmode=safe` is allowed to wave through.
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            ClientError::Connect { .. } | ClientError::Timeout(_) => true,
-            ClientError::Frame(FrameError::Closed) | ClientError::Frame(FrameError::Io(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            ClientError::Connect { .. }
+                | ClientError::Timeout(_)
+                | ClientError::Frame(FrameError::Closed)
+                | ClientError::Frame(FrameError::Io(_))
+        )
     }
 }
 

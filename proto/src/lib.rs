@@ -12,9 +12,6 @@ pub mod limits;
 pub mod message;
 pub mod secret;
 
-#[cfg(feature = "tokio")]
-pub mod async_frame;
-
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use message::{

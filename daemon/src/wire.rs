@@ -1,7 +1,12 @@
-//! The same framing over tokio streams, for the daemon.
+//! proto's framing over tokio streams.
+//!
+//! This lives in the daemon rather than behind a feature of `proto`:
+//! Cargo unifies features across a workspace build, so a `tokio` feature on
+//! proto would compile tokio into the PAM module whenever both are built
+//! together. Here it cannot reach the module at all.
 
-use crate::frame::{decode, encode, payload_len, FrameError};
 use serde::{de::DeserializeOwned, Serialize};
+use smsotp_proto::frame::{decode, encode, payload_len, FrameError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use zeroize::Zeroizing;
 
@@ -33,7 +38,7 @@ pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Request;
+    use smsotp_proto::Request;
 
     #[tokio::test]
     async fn async_round_trip_and_oversize() {

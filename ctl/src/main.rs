@@ -1,0 +1,127 @@
+//! smsotpctl: talks to smsotpd like the PAM module does, for administrators
+//! and scripts. Exit codes: 0 ok, 1 the check failed, 2 usage or config
+//! error, 3 daemon unreachable.
+
+use clap::{Parser, Subcommand};
+use smsotp_proto::Client;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(version, about = "Control and inspect smsotpd")]
+struct Cli {
+    /// Daemon socket (default: the `socket` of the config file).
+    #[arg(long, global = true)]
+    socket: Option<PathBuf>,
+    /// Daemon config file.
+    #[arg(long, global = true, default_value = smsotp_config::DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Print machine-readable JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that the daemon answers, and print its version.
+    Ping {
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
+    /// Validate the daemon config and users file without starting anything.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Ping { timeout } => ping(&cli.socket, &cli.config, timeout, cli.json),
+        Command::CheckConfig => check_config(&cli.config, cli.json),
+    }
+}
+
+fn socket_path(explicit: &Option<PathBuf>, config: &std::path::Path) -> PathBuf {
+    if let Some(s) = explicit {
+        return s.clone();
+    }
+    smsotp_config::load(config)
+        .map(|c| c.socket)
+        .unwrap_or_else(|_| PathBuf::from(smsotp_config::DEFAULT_SOCKET))
+}
+
+fn ping(socket: &Option<PathBuf>, config: &std::path::Path, timeout: u64, json: bool) -> ExitCode {
+    let path = socket_path(socket, config);
+    let started = std::time::Instant::now();
+    match Client::connect(
+        &path,
+        Duration::from_secs(timeout.clamp(1, 120)),
+        "smsotpctl",
+    ) {
+        Ok(client) => {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "socket": path, "server": client.server(), "ms": ms})
+                );
+            } else {
+                println!(
+                    "{}: {} answered in {ms:.1} ms",
+                    path.display(),
+                    client.server()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "socket": path, "error": e.to_string()})
+                );
+            } else {
+                eprintln!("smsotpctl: {e}");
+            }
+            ExitCode::from(if e.is_unavailable() { 3 } else { 1 })
+        }
+    }
+}
+
+fn check_config(config: &std::path::Path, json: bool) -> ExitCode {
+    let result = smsotp_config::load(config)
+        .and_then(|c| smsotp_config::Users::load(&c.users_file).map(|u| (c, u)));
+    match result {
+        Ok((c, users)) => {
+            let providers: Vec<&str> = c.providers.iter().map(|p| p.name()).collect();
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": true, "config": config, "users": users.len(), "providers": providers})
+                );
+            } else {
+                println!(
+                    "{}: OK ({} users, providers: {})",
+                    config.display(),
+                    users.len(),
+                    providers.join(", ")
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "file": e.file, "line": e.line, "key": e.key, "error": e.message})
+                );
+            } else {
+                eprintln!("smsotpctl: {e}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! smsotpd as a library, so tests can run the server in-process and the
+//! binary stays a thin shell (arguments, signals, sd_notify).
+
+pub mod authz;
+pub mod listener;
+pub mod otp;
+pub mod providers;
+pub mod server;
+pub mod session;
+pub mod state;
+pub mod wire;
+
+/// What the daemon says in its hello.
+pub const SERVER_NAME: &str = concat!("smsotpd/", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,130 @@
+//! smsotpd: arguments, logging, signals and sd_notify around
+//! `smsotpd::server::run`.
+
+use clap::Parser;
+use smsotpd::state::{Runtime, State};
+use smsotpd::{listener, server};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(version, about = "SMS one-time-password daemon for pam_smsotp")]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short, default_value = smsotp_config::DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Validate the configuration and the users file, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match Runtime::load(&args.config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("smsotpd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!(
+            "{}: OK ({} users, providers: {})",
+            args.config.display(),
+            runtime.users.len(),
+            runtime.chain.names().join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_logging(runtime.config.log_level);
+    let tokio = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("smsotpd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio.block_on(serve(args.config, runtime))
+}
+
+fn init_logging(level: smsotp_config::LogLevel) {
+    // SMSOTPD_LOG (an EnvFilter directive) overrides the config for debugging.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSOTPD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // Under systemd the journal stamps each line; a second timestamp is noise.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.with_ansi(false).init();
+    }
+}
+
+async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
+    // reqwest is built without a default TLS backend; pick ring once here.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let socket = runtime.config.socket.clone();
+    let max_connections = runtime.config.max_connections;
+    let listener = match listener::bind(&socket) {
+        Ok(l) => l,
+        Err(e) => {
+            error!(socket = %socket.display(), error = %e, "cannot listen");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(
+        socket = %socket.display(),
+        users = runtime.users.len(),
+        providers = %runtime.chain.names().join(","),
+        version = env!("CARGO_PKG_VERSION"),
+        "listening"
+    );
+    let state = State::new(config_path, runtime);
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        error!("cannot install signal handlers");
+        return ExitCode::FAILURE;
+    };
+    let reload_state = std::sync::Arc::clone(&state);
+    let shutdown = async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => reload(&reload_state),
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        info!("shutting down");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    };
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    server::run(listener, state, max_connections, shutdown).await;
+    let _ = std::fs::remove_file(&socket);
+    info!("stopped");
+    ExitCode::SUCCESS
+}
+
+fn reload(state: &State) {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading]);
+    match state.reload() {
+        Ok(need_restart) => {
+            let rt = state.runtime();
+            info!(users = rt.users.len(), providers = %rt.chain.names().join(","), "configuration reloaded");
+            for key in need_restart {
+                warn!(key, "changed, but only takes effect after a restart");
+            }
+        }
+        Err(e) => error!(error = %e, "reload failed; keeping the previous configuration"),
+    }
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}

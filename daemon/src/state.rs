@@ -1,0 +1,110 @@
+//! What every connection reads: config, the user map and the providers,
+//! swapped as one unit on SIGHUP so a login never sees half a reload.
+
+use crate::otp::CodeHasher;
+use crate::providers::{self, Chain};
+use smsotp_config::{ConfigError, DaemonConfig, Users};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// One consistent generation of configuration.
+pub struct Runtime {
+    pub config: DaemonConfig,
+    pub users: Users,
+    pub chain: Chain,
+    /// `{{host}}` in messages.
+    pub hostname: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("provider {name}: {error}")]
+    Provider {
+        name: String,
+        error: providers::ProviderError,
+    },
+}
+
+impl Runtime {
+    pub fn load(config_path: &Path) -> Result<Runtime, LoadError> {
+        let config = smsotp_config::load(config_path)?;
+        Runtime::from_config(config)
+    }
+
+    pub fn from_config(config: DaemonConfig) -> Result<Runtime, LoadError> {
+        let users = Users::load(&config.users_file)?;
+        let mut list = Vec::with_capacity(config.providers.len());
+        for p in &config.providers {
+            list.push(providers::build(p).map_err(|error| LoadError::Provider {
+                name: p.name().to_string(),
+                error,
+            })?);
+        }
+        let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
+        Ok(Runtime {
+            config,
+            users,
+            chain: Chain::new(list),
+            hostname,
+        })
+    }
+}
+
+fn system_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Shared by all connections for the daemon's lifetime.
+pub struct State {
+    config_path: PathBuf,
+    runtime: RwLock<Arc<Runtime>>,
+    pub hasher: CodeHasher,
+}
+
+impl State {
+    pub fn new(config_path: PathBuf, runtime: Runtime) -> Arc<State> {
+        Arc::new(State {
+            config_path,
+            runtime: RwLock::new(Arc::new(runtime)),
+            hasher: CodeHasher::new(),
+        })
+    }
+
+    /// The current generation. Held for one request, never across a wait.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        match self.runtime.read() {
+            Ok(g) => Arc::clone(&g),
+            // A panic while holding the lock cannot leave a half-written
+            // Arc, so the value is still sound.
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Re-reads config and users. On any error the old generation stays and
+    /// the error is returned for the log. Settings that only apply at start
+    /// (socket, max_connections) are reported, not applied.
+    pub fn reload(&self) -> Result<Vec<&'static str>, LoadError> {
+        let fresh = Runtime::load(&self.config_path)?;
+        let old = self.runtime();
+        let mut need_restart = Vec::new();
+        if fresh.config.socket != old.config.socket {
+            need_restart.push("socket");
+        }
+        if fresh.config.max_connections != old.config.max_connections {
+            need_restart.push("max_connections");
+        }
+        if fresh.config.log_level != old.config.log_level {
+            need_restart.push("log_level");
+        }
+        match self.runtime.write() {
+            Ok(mut g) => *g = Arc::new(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(fresh),
+        }
+        Ok(need_restart)
+    }
+}

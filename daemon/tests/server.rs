@@ -1,0 +1,275 @@
+//! The server in-process on a temporary socket: the protocol edges that the
+//! PAM end-to-end tests do not reach (version mismatch, ordering, the
+//! connection cap, shutdown).
+
+use smsotp_proto::frame::{read_frame, write_frame};
+use smsotp_proto::{BeginRequest, Client, ErrorKind, Request, Response, Secret, PROTOCOL_VERSION};
+use smsotpd::state::{Runtime, State};
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    socket: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Fixture {
+    fn start(extra: &str) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("smsotpd.sock");
+        let users = dir.path().join("users.toml");
+        std::fs::write(&users, "[users]\nalice = \"+15551234567\"\n").unwrap();
+        let config = format!(
+            "socket = {:?}\nusers_file = {:?}\n{extra}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
+            socket,
+            users,
+            dir.path().join("outbox.jsonl")
+        );
+        let config_path = dir.path().join("smsotpd.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let runtime = Runtime::load(&config_path).unwrap();
+        let max = runtime.config.max_connections;
+        let state = State::new(config_path, runtime);
+        let listener_path = socket.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = smsotpd::listener::bind(&listener_path).unwrap();
+                ready_tx.send(()).unwrap();
+                smsotpd::server::run(listener, state, max, async {
+                    let _ = rx.await;
+                })
+                .await;
+            });
+        });
+        ready_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        Fixture {
+            dir,
+            socket,
+            stop: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    fn client(&self) -> Client {
+        Client::connect(&self.socket, Duration::from_secs(5), "test").unwrap()
+    }
+
+    fn outbox_codes(&self) -> Vec<String> {
+        let text =
+            std::fs::read_to_string(self.dir.path().join("outbox.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let body = v["body"].as_str().unwrap().to_string();
+                body.split(" is ")
+                    .nth(1)
+                    .unwrap()
+                    .split('.')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn begin(user: &str) -> Request {
+    Request::Begin(BeginRequest {
+        user: user.into(),
+        service: "test".into(),
+        rhost: None,
+        tty: None,
+        command: None,
+    })
+}
+
+fn raw(path: &Path) -> UnixStream {
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+#[test]
+fn full_flow_in_process() {
+    let f = Fixture::start("");
+    let mut c = f.client();
+    let Response::Challenge(info) = c.call(&begin("alice")).unwrap() else {
+        panic!("no challenge")
+    };
+    assert_eq!(info.masked_mobile.as_str(), "*******4567");
+    assert_eq!(info.code_length, 6);
+    let code = f.outbox_codes().pop().unwrap();
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    assert_eq!(
+        c.call(&Request::Verify {
+            code: Secret::new(wrong)
+        })
+        .unwrap(),
+        Response::Wrong { attempts_left: 2 }
+    );
+    assert_eq!(
+        c.call(&Request::Verify {
+            code: Secret::new(code)
+        })
+        .unwrap(),
+        Response::Verified
+    );
+}
+
+#[test]
+fn other_protocol_version_is_refused_clearly() {
+    let f = Fixture::start("");
+    let mut s = raw(&f.socket);
+    write_frame(
+        &mut s,
+        &Request::Hello {
+            version: PROTOCOL_VERSION + 1,
+            client: "future".into(),
+        },
+    )
+    .unwrap();
+    let resp: Response = read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            resp,
+            Response::Error {
+                kind: ErrorKind::UnsupportedVersion,
+                ..
+            }
+        ),
+        "{resp:?}"
+    );
+}
+
+#[test]
+fn begin_before_hello_is_refused() {
+    let f = Fixture::start("");
+    let mut s = raw(&f.socket);
+    write_frame(&mut s, &begin("alice")).unwrap();
+    let resp: Response = read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            resp,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{resp:?}"
+    );
+    assert!(f.outbox_codes().is_empty(), "no SMS without a handshake");
+}
+
+#[test]
+fn verify_without_challenge_and_second_begin_are_refused() {
+    let f = Fixture::start("");
+    let mut c = f.client();
+    let r = c
+        .call(&Request::Verify {
+            code: Secret::new("123456"),
+        })
+        .unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    let mut c = f.client();
+    assert!(matches!(
+        c.call(&begin("alice")).unwrap(),
+        Response::Challenge(_)
+    ));
+    let r = c.call(&begin("alice")).unwrap();
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn connection_cap_answers_busy_and_frees_up() {
+    let f = Fixture::start("max_connections = 2");
+    let held: Vec<Client> = (0..2).map(|_| f.client()).collect();
+    let err = Client::connect(&f.socket, Duration::from_secs(5), "test")
+        .err()
+        .unwrap();
+    assert!(
+        !err.is_unavailable(),
+        "busy must not look like 'unavailable': {err}"
+    );
+    assert!(err.to_string().contains("busy"), "{err}");
+    drop(held);
+    // The permits come back once the sessions notice the closed sockets.
+    let mut ok = false;
+    for _ in 0..50 {
+        if Client::connect(&f.socket, Duration::from_secs(5), "test").is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "the cap never freed up");
+}
+
+#[test]
+fn oversized_header_gets_an_error_and_the_daemon_keeps_serving() {
+    let f = Fixture::start("");
+    let mut s = raw(&f.socket);
+    s.write_all(&u32::MAX.to_be_bytes()).unwrap();
+    let resp: Response = read_frame(&mut s).unwrap();
+    assert!(
+        matches!(
+            resp,
+            Response::Error {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{resp:?}"
+    );
+    let mut c = f.client();
+    assert!(matches!(
+        c.call(&begin("alice")).unwrap(),
+        Response::Challenge(_)
+    ));
+}
+
+#[test]
+fn unknown_user_gets_no_mobile() {
+    let f = Fixture::start("");
+    let mut c = f.client();
+    assert_eq!(c.call(&begin("mallory")).unwrap(), Response::NoMobile);
+    assert!(f.outbox_codes().is_empty());
+}
