@@ -1,0 +1,133 @@
+//! The daemon as a process: SIGHUP reloads config and users (and keeps the
+//! old ones when the new ones are broken), SIGTERM stops it cleanly, and
+//! `--check-config` validates without starting.
+
+use smsotp_proto::{BeginRequest, Client, Request, Response};
+use smsotp_tests::daemon::Daemon;
+use smsotp_tests::{paths, require_root, unique_name};
+use std::time::{Duration, Instant};
+
+fn begin(socket: &std::path::Path, user: &str) -> Response {
+    let mut c = Client::connect(socket, Duration::from_secs(5), "lifecycle").expect("connect");
+    c.call(&Request::Begin(BeginRequest {
+        user: user.into(),
+        service: "lifecycle".into(),
+        rhost: None,
+        tty: None,
+        command: None,
+    }))
+    .expect("begin")
+}
+
+fn signal(d: &Daemon, sig: libc::c_int) {
+    let pid = d.pid().expect("daemon running") as libc::pid_t;
+    // SAFETY: signalling our own child by pid.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Waits (bounded) until the log shows `needle`.
+fn wait_log(d: &Daemon, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !d.log().contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "log never said {needle:?}:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sighup_reloads_users_and_keeps_old_config_when_new_is_broken() {
+    require_root("only root may begin for another user");
+    let alice = unique_name("hup");
+    let bob = unique_name("hupb");
+    // Not +15551234567: that is the example number in the E.164 error text.
+    let d = Daemon::builder().user(&alice, "+15550001111").start();
+    assert_eq!(begin(&d.socket(), &bob), Response::NoMobile);
+
+    // Add bob and reload.
+    let users = d.dir().join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!("{bob} = \"+15557654321\"\n"));
+    std::fs::write(&users, &text).unwrap();
+    signal(&d, libc::SIGHUP);
+    wait_log(&d, "configuration reloaded");
+    assert!(matches!(begin(&d.socket(), &bob), Response::Challenge(_)));
+
+    // Break the users file: the reload fails loudly, the old map stays.
+    std::fs::write(&users, "[users]\nmallory = \"not a number\"\n").unwrap();
+    signal(&d, libc::SIGHUP);
+    wait_log(&d, "reload failed");
+    assert!(
+        d.log().contains("users.mallory"),
+        "the error names the key:\n{}",
+        d.log()
+    );
+    assert!(matches!(begin(&d.socket(), &bob), Response::Challenge(_)));
+    d.assert_log_clean(&[]);
+}
+
+#[test]
+fn sigterm_stops_promptly_and_removes_the_socket() {
+    require_root("the daemon fixture runs as root");
+    let mut d = Daemon::builder().start();
+    // A connection in the middle of a handshake must not hold the stop up.
+    let _idle = std::os::unix::net::UnixStream::connect(d.socket()).unwrap();
+    let started = Instant::now();
+    signal(&d, libc::SIGTERM);
+    while d.is_running() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!d.socket().exists(), "socket left behind");
+    assert!(d.log().contains("stopped"), "{}", d.log());
+}
+
+#[test]
+fn check_config_validates_without_starting() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, "[users]\nalice = \"+15551234567\"\n").unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!("users_file = {users:?}\nsocket = \"/nonexistent/s.sock\"\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(paths::smsotpd())
+        .arg("--config")
+        .arg(&good)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("OK (1 users"),
+        "{out:?}"
+    );
+    assert!(!std::path::Path::new("/nonexistent/s.sock").exists());
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!("users_file = {users:?}\n[otp]\nlength = 99\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(paths::smsotpd())
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.toml:3: otp.length: must be between 4 and 10, not 99"),
+        "{err}"
+    );
+}
