@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# scripts/test.sh - THE test command for smsotp (README and .ci/run call it).
+#
+#   bash scripts/test.sh
+#
+# 1. makes sure the system packages the end-to-end tests need are installed
+#    (installs them with apt-get when run as root, otherwise says what to do);
+# 2. cargo fmt --check, the PAM-module dependency check, clippy -D warnings;
+# 3. builds everything (debug, all targets) and the release artefacts;
+# 4. cargo test --workspace (the end-to-end tests use the target/debug
+#    binaries built in step 3, real libpam, sshd and sudo; they need root).
+#
+# Every step runs under `timeout`, so nothing waits forever. Environment:
+#   SMSOTP_STEP_TIMEOUT  seconds per cargo step      (default 1800)
+#   SMSOTP_APT_TIMEOUT   seconds per apt-get command (default 900)
+#   SMSOTP_SKIP_APT=1    do not check or install system packages
+set -euo pipefail
+
+# System packages: libpam0g-dev links the module; pamtester, openssh-server,
+# sudo and passwd (useradd/chpasswd) are driven by the end-to-end tests.
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server sudo passwd)
+# The PAM module runs inside sshd and sudo: none of these may be in its
+# normal dependency tree (see DESIGN.md).
+FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
+
+STEP_TIMEOUT="${SMSOTP_STEP_TIMEOUT:-1800}"
+APT_TIMEOUT="${SMSOTP_APT_TIMEOUT:-900}"
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CURRENT_STEP="(start)"
+STARTED_AT=$SECONDS
+STEP_STARTED_AT=$SECONDS
+declare -a STEP_TIMES=()
+
+section() {
+    finish_step
+    CURRENT_STEP="$1"
+    STEP_STARTED_AT=$SECONDS
+    printf '\n==== %s ====\n' "$1"
+}
+
+finish_step() {
+    if [[ "$CURRENT_STEP" != "(start)" ]]; then
+        STEP_TIMES+=("$(printf '%5ss  %s' "$((SECONDS - STEP_STARTED_AT))" "$CURRENT_STEP")")
+    fi
+}
+
+on_exit() {
+    local rc=$?
+    if ((rc != 0)); then
+        printf '\n!!!! FAILED (exit %s) in step: %s\n' "$rc" "$CURRENT_STEP" >&2
+        if ((rc == 124 || rc == 137)); then
+            printf '!!!! the step ran out of time (limit %ss; see SMSOTP_STEP_TIMEOUT)\n' "$STEP_TIMEOUT" >&2
+        fi
+    fi
+}
+trap on_exit EXIT
+
+die() {
+    printf 'test.sh: %s\n' "$*" >&2
+    exit 1
+}
+
+# Run a command with a deadline. `timeout` puts the command in its own process
+# group and, on expiry, signals the whole group (cargo, test binaries and
+# whatever they started), then SIGKILLs it 30 s later if it is still there.
+bounded() {
+    local limit="$1"
+    shift
+    printf '+ %s\n' "$*" >&2
+    timeout --kill-after=30s "$limit" "$@"
+}
+
+# --- 1. system packages -----------------------------------------------------
+ensure_apt_packages() {
+    local missing=() pkg
+    for pkg in "${APT_PACKAGES[@]}"; do
+        # `dpkg -s` also knows removed-but-not-purged packages; require
+        # "install ok installed".
+        if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]]; then
+            missing+=("$pkg")
+        fi
+    done
+    # rustc needs a C linker; the official Rust images have one, minimal
+    # systems may not.
+    if ! command -v cc >/dev/null 2>&1; then
+        missing+=(gcc libc6-dev)
+    fi
+    if ((${#missing[@]} == 0)); then
+        echo "all present: ${APT_PACKAGES[*]}"
+        return 0
+    fi
+    echo "missing: ${missing[*]}"
+    if ((EUID != 0)); then
+        die "these Debian packages are missing and installing them needs root:
+    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}
+  (or run this script as root; SMSOTP_SKIP_APT=1 skips this check)"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    # Wait at most 2 minutes for another apt/dpkg to release its lock.
+    bounded "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 -q update </dev/null
+    bounded "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 -q install -y \
+        --no-install-recommends "${missing[@]}" </dev/null
+}
+
+section "system packages"
+if [[ "${SMSOTP_SKIP_APT:-0}" == 1 ]]; then
+    echo "skipped (SMSOTP_SKIP_APT=1)"
+elif ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "not a Debian-like system (no dpkg-query); make sure these are installed: ${APT_PACKAGES[*]}"
+else
+    ensure_apt_packages
+fi
+
+section "toolchain"
+command -v cargo >/dev/null 2>&1 || die "cargo not found on PATH (install Rust with rustup)"
+for component in rustfmt clippy; do
+    sub="${component/rustfmt/fmt}"
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            bounded 600 rustup component add "$component" </dev/null
+        else
+            die "cargo $sub is not available and rustup is not on PATH to add $component"
+        fi
+    fi
+done
+cargo --version
+cargo fmt --version
+cargo clippy --version
+if ((EUID != 0)); then
+    echo "NOTE: not root; the end-to-end tests (real libpam, sshd, sudo, test users) need root and may skip or fail."
+fi
+
+# Keep cargo from ever asking anything.
+exec </dev/null
+
+# --- 2. static checks ---------------------------------------------------------
+section "cargo fmt --check"
+bounded 300 cargo fmt --all -- --check
+
+section "pam_smsotp dependency check (no $FORBIDDEN_IN_PAM_MODULE)"
+# One "name vX.Y.Z" per crate ("(*)" marks repeats in cargo's output).
+tree="$(bounded 600 cargo tree -p pam_smsotp -e normal --prefix none | sed 's/ (\*)$//' | sort -u)"
+# Match each forbidden crate and its family: "tokio v1.47.1",
+# "rustls-pki-types v1.12.0", "openssl-sys v0.9.0", ...
+if bad="$(grep -E "^(${FORBIDDEN_IN_PAM_MODULE})([-_][A-Za-z0-9_-]*)? v" <<<"$tree")" && [[ -n "$bad" ]]; then
+    printf 'pam_smsotp must not depend on these crates (it runs inside sshd and sudo):\n%s\n' "$bad" >&2
+    echo "how they get in:" >&2
+    first="$(head -n1 <<<"$bad" | cut -d' ' -f1)"
+    timeout 120 cargo tree -p pam_smsotp -e normal -i "$first" >&2 || true
+    exit 1
+fi
+printf 'ok: %s crates in the normal dependency tree of pam_smsotp, none forbidden\n' "$(grep -c . <<<"$tree")"
+
+section "cargo clippy -D warnings"
+bounded "$STEP_TIMEOUT" cargo clippy --workspace --all-targets -- -D warnings
+
+# --- 3. builds ----------------------------------------------------------------
+section "cargo build --workspace --all-targets (debug)"
+bounded "$STEP_TIMEOUT" cargo build --workspace --all-targets
+
+section "cargo build --release (pam_smsotp, smsotpd, smsotpctl)"
+bounded "$STEP_TIMEOUT" cargo build --release -p pam_smsotp -p smsotpd -p smsotpctl
+for artefact in target/release/libpam_smsotp.so target/release/smsotpd target/release/smsotpctl; do
+    [[ -f "$artefact" ]] || die "expected $artefact after the release build"
+    printf '  %-32s %8s bytes\n' "$artefact" "$(stat -c %s "$artefact")"
+done
+
+# --- 4. tests -----------------------------------------------------------------
+section "cargo test --workspace"
+bounded "$STEP_TIMEOUT" cargo test --workspace
+
+finish_step
+CURRENT_STEP="(done)"
+printf '\n==== summary ====\n'
+printf '%s\n' "${STEP_TIMES[@]}"
+printf 'all checks passed in %ss\n' "$((SECONDS - STARTED_AT))"
