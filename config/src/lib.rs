@@ -8,6 +8,7 @@
 pub mod error;
 mod locate;
 pub mod mobile;
+pub mod provider;
 pub mod raw;
 pub mod template;
 pub mod types;
@@ -16,6 +17,7 @@ mod validate;
 
 pub use error::ConfigError;
 pub use mobile::Mobile;
+pub use provider::{ContentType, Header, HttpConfig, HttpMethod, OutboxConfig, ProviderConfig};
 pub use template::{Template, Var};
 pub use types::*;
 pub use users::Users;

@@ -21,7 +21,7 @@ pub struct RawConfig {
     #[serde(default)]
     pub message: RawMessage,
     #[serde(default, rename = "provider")]
-    pub providers: Vec<RawProvider>,
+    pub providers: Vec<crate::provider::RawProvider>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,26 +38,6 @@ pub struct RawOtp {
 #[serde(deny_unknown_fields)]
 pub struct RawMessage {
     pub template: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RawProvider {
-    Outbox {
-        name: Option<String>,
-        path: Option<PathBuf>,
-    },
-    Http {
-        name: Option<String>,
-        url: String,
-        method: Option<String>,
-        content_type: Option<String>,
-        payload: Option<String>,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        success_codes: Option<Vec<i64>>,
-        timeout_seconds: Option<i64>,
-    },
 }
 
 /// `users.toml`: `[users]` then `login = "+E164"`.

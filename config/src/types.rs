@@ -1,8 +1,8 @@
 //! Validated configuration. Every value here is in range; the daemon can
 //! use it without further checks.
 
+use crate::provider::ProviderConfig;
 use crate::template::Template;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -74,67 +74,5 @@ impl Default for OtpPolicy {
             max_attempts: 3,
             max_resends: 3,
         }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub enum ProviderConfig {
-    Outbox(OutboxConfig),
-    Http(HttpConfig),
-}
-
-impl ProviderConfig {
-    pub fn name(&self) -> &str {
-        match self {
-            ProviderConfig::Outbox(c) => &c.name,
-            ProviderConfig::Http(c) => &c.name,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct OutboxConfig {
-    pub name: String,
-    pub path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMethod {
-    Get,
-    Post,
-    Put,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentType {
-    Json,
-    Form,
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub name: String,
-    /// May hold `{{mobile}}`/`{{body}}` (url-encoded when rendered).
-    pub url: Template,
-    pub method: HttpMethod,
-    pub content_type: ContentType,
-    /// `None`: no body (typical with GET and a templated URL).
-    pub payload: Option<Template>,
-    pub headers: Vec<Header>,
-    pub success_codes: Vec<u16>,
-    pub timeout: Duration,
-}
-
-/// A static HTTP header. Values often carry credentials, so `Debug`
-/// shows only the name.
-#[derive(Clone)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
-}
-
-impl fmt::Debug for Header {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Header({}: ***)", self.name)
     }
 }

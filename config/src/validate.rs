@@ -2,14 +2,14 @@
 //! the file and line.
 
 use crate::error::Invalid;
-use crate::raw::{RawConfig, RawOtp, RawProvider};
+use crate::provider::{OutboxConfig, ProviderConfig};
+use crate::raw::{RawConfig, RawOtp};
 use crate::template::{Template, Var};
 use crate::types::*;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-fn in_range(
+pub(crate) fn in_range(
     key: &str,
     value: Option<i64>,
     default: i64,
@@ -26,7 +26,11 @@ fn in_range(
     Ok(v)
 }
 
-fn absolute(key: &str, path: Option<PathBuf>, default: &str) -> Result<PathBuf, Invalid> {
+pub(crate) fn absolute(
+    key: &str,
+    path: Option<PathBuf>,
+    default: &str,
+) -> Result<PathBuf, Invalid> {
     let p = path.unwrap_or_else(|| PathBuf::from(default));
     if !p.is_absolute() {
         return Err(Invalid::new(
@@ -68,7 +72,7 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
     }
     let mut providers = Vec::with_capacity(raw.providers.len().max(1));
     for (i, p) in raw.providers.into_iter().enumerate() {
-        providers.push(provider(i, p)?);
+        providers.push(crate::provider::validate(i, p)?);
     }
     if providers.is_empty() {
         providers.push(ProviderConfig::Outbox(OutboxConfig {
@@ -131,177 +135,4 @@ fn otp(raw: RawOtp) -> Result<OtpPolicy, Invalid> {
             10,
         )? as u32,
     })
-}
-
-fn provider(i: usize, raw: RawProvider) -> Result<ProviderConfig, Invalid> {
-    let key = |k: &str| format!("provider[{i}].{k}");
-    match raw {
-        RawProvider::Outbox { name, path } => Ok(ProviderConfig::Outbox(OutboxConfig {
-            name: provider_name(&key("name"), name, "outbox")?,
-            path: absolute(&key("path"), path, DEFAULT_OUTBOX)?,
-        })),
-        RawProvider::Http {
-            name,
-            url,
-            method,
-            content_type,
-            payload,
-            headers,
-            success_codes,
-            timeout_seconds,
-        } => {
-            let url_t =
-                Template::parse(&url, &Var::PAYLOAD).map_err(|e| Invalid::new(key("url"), e))?;
-            // Check the URL's shape with harmless stand-ins for the placeholders.
-            let sample = url_t.render(|_, out| out.push('0'));
-            match url::Url::parse(&sample) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
-                    if u.host_str().is_none_or(str::is_empty) {
-                        return Err(Invalid::new(key("url"), "has no host"));
-                    }
-                }
-                Ok(u) => {
-                    return Err(Invalid::new(
-                        key("url"),
-                        format!("scheme must be http or https, not {:?}", u.scheme()),
-                    ))
-                }
-                Err(e) => return Err(Invalid::new(key("url"), format!("is not a URL: {e}"))),
-            }
-            let method = match method.as_deref().map(str::to_ascii_uppercase).as_deref() {
-                None | Some("POST") => HttpMethod::Post,
-                Some("PUT") => HttpMethod::Put,
-                Some("GET") => HttpMethod::Get,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        key("method"),
-                        format!("must be POST, PUT or GET, not {other:?}"),
-                    ))
-                }
-            };
-            let content_type = match content_type
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                None | Some("json") => ContentType::Json,
-                Some("form") => ContentType::Form,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        key("content_type"),
-                        format!("must be json or form, not {other:?}"),
-                    ))
-                }
-            };
-            let payload = match payload {
-                Some(p) => Some(
-                    Template::parse(&p, &Var::PAYLOAD)
-                        .map_err(|e| Invalid::new(key("payload"), e))?,
-                ),
-                None => None,
-            };
-            if payload.is_some() && method == HttpMethod::Get {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "a GET request has no body; put {{mobile}} and {{body}} in the url instead",
-                ));
-            }
-            let sends_something =
-                url_t.uses(Var::Body) || payload.as_ref().is_some_and(|p| p.uses(Var::Body));
-            if !sends_something && method != HttpMethod::Get && payload.is_none() {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "is required for POST and PUT, e.g. '{\"to\": {{mobile}}, \"text\": {{body}}}'",
-                ));
-            }
-            if !sends_something {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "neither the url nor the payload uses {{body}}, so the code would never be sent",
-                ));
-            }
-            let success_codes = match success_codes {
-                None => vec![200, 201, 202],
-                Some(v) if v.is_empty() => {
-                    return Err(Invalid::new(
-                        key("success_codes"),
-                        "must list at least one status",
-                    ))
-                }
-                Some(v) => v
-                    .into_iter()
-                    .map(|c| {
-                        if (100..=599).contains(&c) {
-                            Ok(c as u16)
-                        } else {
-                            Err(Invalid::new(
-                                key("success_codes"),
-                                format!("{c} is not an HTTP status (100-599)"),
-                            ))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
-            };
-            Ok(ProviderConfig::Http(HttpConfig {
-                name: provider_name(&key("name"), name, "http")?,
-                url: url_t,
-                method,
-                content_type,
-                payload,
-                headers: http_headers(&key("headers"), headers)?,
-                success_codes,
-                timeout: Duration::from_secs(in_range(
-                    &key("timeout_seconds"),
-                    timeout_seconds,
-                    10,
-                    1,
-                    60,
-                )? as u64),
-            }))
-        }
-    }
-}
-
-fn provider_name(key: &str, name: Option<String>, default: &str) -> Result<String, Invalid> {
-    let n = name.unwrap_or_else(|| default.to_string());
-    if n.is_empty()
-        || n.len() > 64
-        || !n
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(Invalid::new(
-            key,
-            "must be 1 to 64 letters, digits, '-' or '_'",
-        ));
-    }
-    Ok(n)
-}
-
-/// RFC 9110 token characters for names; values must be visible ASCII or
-/// spaces (no CR/LF: header injection).
-fn http_headers(key: &str, raw: BTreeMap<String, String>) -> Result<Vec<Header>, Invalid> {
-    const TCHAR: &str = "!#$%&'*+-.^_`|~";
-    raw.into_iter()
-        .map(|(name, value)| {
-            let k = format!("{key}.{name}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || TCHAR.contains(c))
-            {
-                return Err(Invalid::new(k, "is not a valid HTTP header name"));
-            }
-            if !value
-                .chars()
-                .all(|c| c == ' ' || c == '\t' || c.is_ascii_graphic())
-            {
-                return Err(Invalid::new(
-                    k,
-                    "value may hold only visible ASCII and spaces",
-                ));
-            }
-            Ok(Header { name, value })
-        })
-        .collect()
 }
