@@ -8,6 +8,7 @@
 pub mod error;
 mod locate;
 pub mod mobile;
+pub mod policy;
 pub mod provider;
 pub mod raw;
 pub mod template;
@@ -17,6 +18,10 @@ mod validate;
 
 pub use error::ConfigError;
 pub use mobile::Mobile;
+pub use policy::{
+    BackupCodes, Cidr, Lockout, NameRule, NoMobile, Policy, Resend, SendBudget, ServicePolicy,
+    StoreConfig, StoreSync,
+};
 pub use provider::{ContentType, Header, HttpConfig, HttpMethod, OutboxConfig, ProviderConfig};
 pub use template::{Template, Var};
 pub use types::*;

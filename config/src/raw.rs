@@ -3,6 +3,9 @@
 //! default. Integers are read as i64 so a negative or huge value gets our
 //! own range message instead of a type error.
 
+use crate::policy::{
+    RawBackupCodes, RawLockout, RawResend, RawSendBudget, RawServicePolicy, RawStore,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,6 +23,20 @@ pub struct RawConfig {
     pub otp: RawOtp,
     #[serde(default)]
     pub message: RawMessage,
+    #[serde(default)]
+    pub policy: RawServicePolicy,
+    #[serde(default, rename = "service")]
+    pub services: BTreeMap<String, RawServicePolicy>,
+    #[serde(default)]
+    pub lockout: RawLockout,
+    #[serde(default)]
+    pub resend: RawResend,
+    #[serde(default)]
+    pub send_budget: RawSendBudget,
+    #[serde(default)]
+    pub backup_codes: RawBackupCodes,
+    #[serde(default)]
+    pub store: RawStore,
     #[serde(default, rename = "provider")]
     pub providers: Vec<crate::provider::RawProvider>,
 }
@@ -38,6 +55,8 @@ pub struct RawOtp {
 #[serde(deny_unknown_fields)]
 pub struct RawMessage {
     pub template: Option<String>,
+    pub mask_visible_digits: Option<i64>,
+    pub origin_bound: Option<bool>,
 }
 
 /// `users.toml`: `[users]` then `login = "+E164"`.

@@ -1,6 +1,7 @@
 //! Validated configuration. Every value here is in range; the daemon can
 //! use it without further checks.
 
+use crate::policy::{BackupCodes, Lockout, Policy, Resend, SendBudget, StoreConfig};
 use crate::provider::ProviderConfig;
 use crate::template::Template;
 use std::path::PathBuf;
@@ -25,6 +26,17 @@ pub struct DaemonConfig {
     pub log_level: LogLevel,
     pub otp: OtpPolicy,
     pub message: Template,
+    /// Digits of the number left visible on the prompt and in logs (0-4).
+    pub mask_visible_digits: u8,
+    /// Append the WICG origin-bound line (`@host #code`) so phones can
+    /// offer the code for autofill only on this host.
+    pub origin_bound: bool,
+    pub policy: Policy,
+    pub lockout: Lockout,
+    pub resend: Resend,
+    pub send_budget: SendBudget,
+    pub backup_codes: BackupCodes,
+    pub store: StoreConfig,
     pub providers: Vec<ProviderConfig>,
 }
 

@@ -2,6 +2,7 @@
 //! the file and line.
 
 use crate::error::Invalid;
+use crate::policy;
 use crate::provider::{OutboxConfig, ProviderConfig};
 use crate::raw::{RawConfig, RawOtp};
 use crate::template::{Template, Var};
@@ -100,6 +101,20 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         log_level,
         otp: otp(raw.otp)?,
         message,
+        mask_visible_digits: in_range(
+            "message.mask_visible_digits",
+            raw.message.mask_visible_digits,
+            4,
+            0,
+            4,
+        )? as u8,
+        origin_bound: raw.message.origin_bound.unwrap_or(false),
+        policy: policy::policy(raw.policy, raw.services)?,
+        lockout: policy::lockout(raw.lockout)?,
+        resend: policy::resend(raw.resend)?,
+        send_budget: policy::send_budget(raw.send_budget)?,
+        backup_codes: policy::backup_codes(raw.backup_codes)?,
+        store: policy::store(raw.store)?,
         providers,
     })
 }

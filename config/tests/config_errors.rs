@@ -138,3 +138,49 @@ fn duplicate_provider_names_are_refused() {
     let e = err("[[provider]]\ntype = \"outbox\"\npath = \"/a\"\n[[provider]]\ntype = \"outbox\"\npath = \"/b\"\n");
     assert!(e.contains("two providers are named \"outbox\""), "{e}");
 }
+
+#[test]
+fn service_sections_override_the_defaults() {
+    let text = "[policy]\nno_mobile = \"skip\"\ngrace_seconds = 60\n[service.sudo]\ngrace_seconds = 300\n[service.cron]\nenabled = false\n";
+    let c = parse(Path::new("x"), text).unwrap();
+    let sshd = c.policy.for_service("sshd");
+    assert_eq!(sshd.no_mobile, smsotp_config::NoMobile::Skip);
+    assert_eq!(sshd.grace.as_secs(), 60);
+    let sudo = c.policy.for_service("sudo");
+    assert_eq!(sudo.grace.as_secs(), 300);
+    assert_eq!(
+        sudo.no_mobile,
+        smsotp_config::NoMobile::Skip,
+        "inherits [policy]"
+    );
+    assert!(!c.policy.for_service("cron").enabled);
+    assert!(c.policy.for_service("cron").mandatory);
+}
+
+#[test]
+fn policy_errors_name_line_and_key() {
+    let e = err("[service.sshd]\nno_mobile = \"maybe\"\n");
+    assert_eq!(e, "/etc/smsotp/smsotpd.toml:2: service.sshd.no_mobile: must be deny, skip or enroll, not \"maybe\"");
+    let e = err("[policy]\ntrusted_networks = [\"10.0.0.0/40\"]\n");
+    assert!(
+        e.contains(":2: policy.trusted_networks: \"10.0.0.0/40\" is not an address or CIDR"),
+        "{e}"
+    );
+    let e = err("[send_budget]\nallowed_countries = [\"44\"]\n");
+    assert!(e.contains(":2: send_budget.allowed_countries:"), "{e}");
+    let e = err("[lockout]\nduration_seconds = 600\nmax_duration_seconds = 60\n");
+    assert!(
+        e.contains(":3: lockout.max_duration_seconds: must not be shorter"),
+        "{e}"
+    );
+    let e = err("[policy]\nsend_to_entered_number = true\n");
+    assert!(
+        e.contains("policy.send_to_entered_number: only makes sense"),
+        "{e}"
+    );
+    let e = err("[service.sshd]\nmandatry = false\n");
+    assert!(
+        e.contains(":2: service.sshd.mandatry: unknown field"),
+        "{e}"
+    );
+}
