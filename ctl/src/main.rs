@@ -1,12 +1,15 @@
 //! smsotpctl: talks to smsotpd like the PAM module does, for administrators
-//! and scripts. Exit codes: 0 ok, 1 the check failed, 2 usage or config
-//! error, 3 daemon unreachable.
+//! and scripts. Exit codes: 0 ok, 1 the check failed or the daemon refused,
+//! 2 usage or config error, 3 daemon unreachable, 4 daemon busy.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use smsotp_proto::Client;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+mod commands;
+mod doctor;
 
 #[derive(Parser)]
 #[command(version, about = "Control and inspect smsotpd")]
@@ -34,6 +37,18 @@ enum Command {
     },
     /// Validate the daemon config and users file without starting anything.
     CheckConfig,
+    /// status, set-mobile, remove, unlock, backup-codes, opt-out, opt-in,
+    /// test-sms (see commands/).
+    #[command(flatten)]
+    Admin(commands::Admin),
+    /// Check the module, the PAM stacks, sshd, the config and the daemon;
+    /// print each problem with its fix (exit 1 when there is an error).
+    Doctor(doctor::DoctorArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -41,6 +56,21 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Ping { timeout } => ping(&cli.socket, &cli.config, timeout, cli.json),
         Command::CheckConfig => check_config(&cli.config, cli.json),
+        Command::Admin(ref cmd) => {
+            commands::run(cmd, &socket_path(&cli.socket, &cli.config), cli.json)
+        }
+        Command::Doctor(ref args) => {
+            doctor::run(args, &cli.config, cli.socket.as_deref(), cli.json)
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "smsotpctl",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 

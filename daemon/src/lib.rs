@@ -1,13 +1,18 @@
 //! smsotpd as a library, so tests can run the server in-process and the
 //! binary stays a thin shell (arguments, signals, sd_notify).
 
+pub mod admin;
 pub mod authz;
+pub mod backup;
 pub mod listener;
+pub mod login;
 pub mod otp;
+pub mod policy;
 pub mod providers;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod store;
 pub mod wire;
 
 /// What the daemon says in its hello.

@@ -3,9 +3,11 @@
 
 use clap::Parser;
 use smsotpd::state::{Runtime, State};
+use smsotpd::store::SqliteStore;
 use smsotpd::{listener, server};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
@@ -86,7 +88,17 @@ async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    let state = State::new(config_path, runtime);
+    let store = match SqliteStore::open(&runtime.config.store) {
+        Ok(s) => s,
+        Err(e) => {
+            // Without its state the daemon cannot enforce budgets or spend
+            // backup codes once: refuse to serve rather than serve loosely.
+            error!(error = %e, "cannot open the state store");
+            let _ = std::fs::remove_file(&socket);
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = State::new(config_path, runtime, Arc::new(store));
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -95,7 +107,7 @@ async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
         error!("cannot install signal handlers");
         return ExitCode::FAILURE;
     };
-    let reload_state = std::sync::Arc::clone(&state);
+    let reload_state = Arc::clone(&state);
     let shutdown = async move {
         loop {
             tokio::select! {

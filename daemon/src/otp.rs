@@ -123,6 +123,15 @@ impl Challenge {
             self.spent = true;
             return Outcome::Verified;
         }
+        self.fail_attempt()
+    }
+
+    /// A guess that was checked elsewhere (a backup code) and was wrong:
+    /// it costs a try on this challenge like a wrong SMS code.
+    pub fn fail_attempt(&mut self) -> Outcome {
+        if self.spent {
+            return Outcome::Spent;
+        }
         self.attempts_left = self.attempts_left.saturating_sub(1);
         if self.attempts_left == 0 {
             self.spent = true;
@@ -132,6 +141,11 @@ impl Challenge {
                 attempts_left: self.attempts_left,
             }
         }
+    }
+
+    /// A guess checked elsewhere was right: the challenge is over.
+    pub fn succeed(&mut self) {
+        self.spent = true;
     }
 
     /// Replaces the code: the old one stops matching at once, the expiry

@@ -3,8 +3,10 @@
 
 use crate::otp::CodeHasher;
 use crate::providers::{self, Chain};
+use crate::store::Store;
 use smsotp_config::{ConfigError, DaemonConfig, Users};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// One consistent generation of configuration.
@@ -64,15 +66,31 @@ pub struct State {
     config_path: PathBuf,
     runtime: RwLock<Arc<Runtime>>,
     pub hasher: CodeHasher,
+    /// Durable state; opened once, not swapped by a reload.
+    pub store: Arc<dyn Store>,
+    /// How long the last real send took, in microseconds: a fake challenge
+    /// for an unknown user waits about as long, so timing does not tell.
+    last_send_micros: AtomicU64,
 }
 
 impl State {
-    pub fn new(config_path: PathBuf, runtime: Runtime) -> Arc<State> {
+    pub fn new(config_path: PathBuf, runtime: Runtime, store: Arc<dyn Store>) -> Arc<State> {
         Arc::new(State {
             config_path,
             runtime: RwLock::new(Arc::new(runtime)),
             hasher: CodeHasher::new(),
+            store,
+            last_send_micros: AtomicU64::new(50_000),
         })
+    }
+
+    pub fn note_send_time(&self, took: std::time::Duration) {
+        let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        self.last_send_micros.store(micros, Ordering::Relaxed);
+    }
+
+    pub fn typical_send_time(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.last_send_micros.load(Ordering::Relaxed))
     }
 
     /// The current generation. Held for one request, never across a wait.
@@ -100,6 +118,9 @@ impl State {
         }
         if fresh.config.log_level != old.config.log_level {
             need_restart.push("log_level");
+        }
+        if fresh.config.store != old.config.store {
+            need_restart.push("store");
         }
         match self.runtime.write() {
             Ok(mut g) => *g = Arc::new(fresh),

@@ -24,16 +24,18 @@ impl Fixture {
         let users = dir.path().join("users.toml");
         std::fs::write(&users, "[users]\nalice = \"+15551234567\"\n").unwrap();
         let config = format!(
-            "socket = {:?}\nusers_file = {:?}\n{extra}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
+            "socket = {:?}\nusers_file = {:?}\n{extra}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
             socket,
             users,
+            dir.path().join("state.db"),
             dir.path().join("outbox.jsonl")
         );
         let config_path = dir.path().join("smsotpd.toml");
         std::fs::write(&config_path, config).unwrap();
         let runtime = Runtime::load(&config_path).unwrap();
         let max = runtime.config.max_connections;
-        let state = State::new(config_path, runtime);
+        let store = smsotpd::store::SqliteStore::open(&runtime.config.store).unwrap();
+        let state = State::new(config_path, runtime, std::sync::Arc::new(store));
         let listener_path = socket.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -133,7 +135,10 @@ fn full_flow_in_process() {
             code: Secret::new(code)
         })
         .unwrap(),
-        Response::Verified
+        Response::Verified {
+            method: smsotp_proto::VerifyMethod::Sms,
+            backup_codes_left: None
+        }
     );
 }
 

@@ -11,12 +11,18 @@ use pam::constants::PamResultCode;
 use smsotp_proto::limits::MAX_CODE;
 use smsotp_proto::{
     BeginRequest, ChallengeInfo, Client, ClientError, ErrorKind, Request, Response, Secret,
+    VerifyMethod,
 };
 use std::time::Instant;
 
 /// Bounds a login however the replies go (empty replies, resends, wrong
-/// codes), so a script at the prompt cannot keep a connection open forever.
+/// codes, numbers typed at the enrolment prompt), so a script at the prompt
+/// cannot keep a connection open forever.
 pub const MAX_PROMPTS: u32 = 16;
+
+/// Numbers the user may type at the enrolment prompt before the login
+/// fails (the daemon closes the connection after as many refusals).
+pub const MAX_MOBILE_TRIES: u32 = 3;
 
 /// Sent in the hello; shows up in the daemon's log.
 pub const CLIENT_NAME: &str = concat!("pam_smsotp/", env!("CARGO_PKG_VERSION"));
@@ -29,11 +35,14 @@ pub struct ConvError(pub String);
 pub trait Conversation {
     /// An ECHO_OFF prompt. `Ok(None)` means the application gave no reply.
     fn prompt_secret(&mut self, msg: &str) -> Result<Option<Secret>, ConvError>;
+    /// An ECHO_ON prompt (the mobile number at enrolment). The reply is
+    /// personal data, so it too arrives in a `Secret` and is wiped.
+    fn prompt_echo(&mut self, msg: &str) -> Result<Option<Secret>, ConvError>;
     /// A PAM_ERROR_MSG. Failures to show it are not the login's problem.
     fn error(&mut self, msg: &str);
-    /// A PAM_TEXT_INFO. The contract folds all context into the prompt
-    /// (OpenSSH hides lone TEXT_INFO), so the flow does not use it today.
-    #[allow(dead_code)]
+    /// A PAM_TEXT_INFO. The contract folds the context of a prompt into the
+    /// prompt itself (OpenSSH hides lone TEXT_INFO); the only one is the
+    /// count of backup codes left after one was used.
     fn info(&mut self, msg: &str);
 }
 
@@ -70,6 +79,7 @@ where
         who,
         prompts: 0,
         resends: 0,
+        show_reasons: true,
     };
     let end = login.run(failmode, begin, connect);
     login.finish(end)
@@ -81,6 +91,8 @@ struct End {
     result: &'static str,
     level: Level,
     reason: Option<String>,
+    /// More `key=value` pairs for the summary line, after the reason.
+    extra: Vec<(&'static str, String)>,
 }
 
 impl End {
@@ -90,6 +102,7 @@ impl End {
             result,
             level,
             reason: None,
+            extra: Vec::new(),
         }
     }
 
@@ -97,20 +110,39 @@ impl End {
         self.reason = Some(reason.to_string());
         self
     }
+
+    fn with(mut self, key: &'static str, value: impl ToString) -> Self {
+        self.extra.push((key, value.to_string()));
+        self
+    }
 }
 
-/// Which request an answer is for: before a challenge exists, answers that
-/// only make sense at a prompt are protocol errors.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Which request an answer is for: each answer only makes sense after
+/// some requests, and anything else is a protocol error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Asked {
     Begin,
+    Enroll,
     Verify,
     Resend,
+}
+
+impl Asked {
+    fn name(self) -> &'static str {
+        match self {
+            Asked::Begin => "begin",
+            Asked::Enroll => "enroll",
+            Asked::Verify => "verify",
+            Asked::Resend => "resend",
+        }
+    }
 }
 
 enum Next {
     Prompt,
     Challenge(ChallengeInfo),
+    AskMobile,
+    InvalidMobile(String),
     Done(End),
 }
 
@@ -120,6 +152,10 @@ struct Login<'a, C, L> {
     who: String,
     prompts: u32,
     resends: u32,
+    /// From the current challenge: false replaces every failure message
+    /// with [`messages::AUTH_FAILED`]. True until a challenge exists, so
+    /// refusals before one are shown as the daemon words them.
+    show_reasons: bool,
 }
 
 impl<C: Conversation, L: Log> Login<'_, C, L> {
@@ -137,12 +173,86 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             Ok(answer) => answer,
             Err(e) => return self.no_challenge(failmode, "begin", e),
         };
-        match self.on_answer(Asked::Begin, answer) {
-            Next::Challenge(info) => self.challenge(&mut link, info),
-            Next::Done(end) => end,
-            // `on_answer` never asks to prompt before a challenge exists.
-            Next::Prompt => self.protocol_error("prompt without a challenge"),
+        let info = match self.on_answer(Asked::Begin, answer) {
+            Next::Challenge(info) => info,
+            Next::AskMobile => match self.enroll(&mut link) {
+                Ok(info) => info,
+                Err(end) => return end,
+            },
+            Next::Done(end) => return end,
+            // `on_answer` never asks to prompt before a challenge exists,
+            // nor reports an invalid number that was never sent.
+            Next::Prompt | Next::InvalidMobile(_) => {
+                return self.protocol_error("prompt without a challenge")
+            }
+        };
+        self.challenge(&mut link, info)
+    }
+
+    /// The daemon has no number for the user and its policy lets them
+    /// enrol one: ask for it (ECHO_ON) until the daemon opens a challenge,
+    /// at most [`MAX_MOBILE_TRIES`] numbers. The daemon answered begin, so
+    /// it is up: a link failure here is unavailable in any failmode (a
+    /// slow send must never turn `safe` into fail-open).
+    fn enroll<D: DaemonLink>(&mut self, link: &mut D) -> Result<ChallengeInfo, End> {
+        for attempt in 1..=MAX_MOBILE_TRIES {
+            if self.prompts >= MAX_PROMPTS {
+                return Err(prompt_limit());
+            }
+            self.prompts = self.prompts.saturating_add(1);
+            let reply = match self.conv.prompt_echo(prompt::ASK_MOBILE) {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return Err(conv_failed("no reply")),
+                Err(e) => return Err(conv_failed(e)),
+            };
+            let typed = reply.expose().trim();
+            if typed.is_empty() {
+                self.conv.error(messages::NO_MOBILE_GIVEN);
+                return Err(End::new(
+                    PamResultCode::PAM_AUTH_ERR,
+                    "no-mobile-given",
+                    Level::Notice,
+                ));
+            }
+            // The protocol's own bounds (length, control characters) are
+            // checked here: a request the client would refuse to send must
+            // not look like a lost connection.
+            let request = Request::Enroll {
+                mobile: typed.to_string(),
+            };
+            if let Err(e) = request.validate() {
+                wipe(request);
+                self.debug(&format!(
+                    "enrolment prompt {attempt}: number refused locally ({})",
+                    e.problem
+                ));
+                self.conv.error(&messages::invalid_mobile(e.problem));
+                continue;
+            }
+            self.debug(&format!("enrolment prompt {attempt}: sending the number"));
+            let answer = link.call(&request);
+            wipe(request);
+            let answer = match answer {
+                Ok(answer) => answer,
+                Err(e) => return Err(self.link_lost(e)),
+            };
+            match self.on_answer(Asked::Enroll, answer) {
+                Next::Challenge(info) => return Ok(info),
+                Next::InvalidMobile(reason) => {
+                    self.debug(&format!("enrolment prompt {attempt}: number refused"));
+                    self.conv.error(&messages::invalid_mobile(&reason));
+                }
+                Next::Done(end) => return Err(end),
+                Next::Prompt | Next::AskMobile => {
+                    return Err(self.protocol_error("prompt answer to enroll"))
+                }
+            }
         }
+        Err(End::new(
+            PamResultCode::PAM_AUTH_ERR,
+            "invalid-mobile",
+            Level::Notice,
+        ))
     }
 
     /// The prompt loop. Any failure of the link from here on is
@@ -152,14 +262,17 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
         let mut issued = Instant::now();
         loop {
             if self.prompts >= MAX_PROMPTS {
-                return End::new(PamResultCode::PAM_MAXTRIES, "prompt-limit", Level::Notice);
+                return prompt_limit();
             }
             self.prompts = self.prompts.saturating_add(1);
-            let left = info
-                .expires_in_secs
-                .saturating_sub(issued.elapsed().as_secs());
-            let text =
-                prompt::challenge_prompt(info.masked_mobile.as_str(), left, info.resends_left);
+            let text = if info.sms_sent {
+                let left = info
+                    .expires_in_secs
+                    .saturating_sub(issued.elapsed().as_secs());
+                prompt::challenge_prompt(info.masked_mobile.as_str(), left, info.resends_left)
+            } else {
+                prompt::backup_only_prompt(info.notice.as_deref())
+            };
             let reply = match self.conv.prompt_secret(&text) {
                 Ok(Some(reply)) => reply,
                 Ok(None) => return conv_failed("no reply"),
@@ -170,6 +283,8 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 self.debug(&format!("prompt {}: empty reply", self.prompts));
                 continue;
             } else if reply.expose().eq_ignore_ascii_case("r") {
+                // Also at a backup-only prompt, which does not offer it:
+                // the daemon decides (and says why not).
                 self.resends = self.resends.saturating_add(1);
                 self.debug(&format!("prompt {}: resend requested", self.prompts));
                 (Asked::Resend, Request::Resend)
@@ -178,7 +293,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     "prompt {}: reply too long to be a code",
                     self.prompts
                 ));
-                self.conv.error(messages::NOT_A_CODE);
+                self.fail_msg(messages::NOT_A_CODE);
                 continue;
             } else {
                 self.debug(&format!("prompt {}: verifying a reply", self.prompts));
@@ -186,15 +301,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             };
             let answer = match link.call(&request) {
                 Ok(answer) => answer,
-                Err(e) => {
-                    self.conv.error(messages::UNAVAILABLE);
-                    return End::new(
-                        PamResultCode::PAM_AUTHINFO_UNAVAIL,
-                        "connection-lost",
-                        Level::Warning,
-                    )
-                    .because(e);
-                }
+                Err(e) => return self.link_lost(e),
             };
             match self.on_answer(asked, answer) {
                 Next::Prompt => {}
@@ -203,33 +310,75 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     issued = Instant::now();
                 }
                 Next::Done(end) => return end,
+                Next::AskMobile | Next::InvalidMobile(_) => {
+                    return self.protocol_error("enrolment answer in the middle of a challenge")
+                }
             }
         }
     }
 
     /// Maps one daemon answer to the contract's table.
     fn on_answer(&mut self, asked: Asked, answer: Response) -> Next {
-        let prompting = asked != Asked::Begin;
+        let prompting = matches!(asked, Asked::Verify | Asked::Resend);
         match answer {
             Response::Challenge(info) => {
+                if !info.sms_sent && !info.backup_allowed {
+                    // Nothing typed could ever complete it.
+                    return Next::Done(
+                        self.protocol_error("challenge without an SMS and without backup codes"),
+                    );
+                }
+                self.show_reasons = info.show_reasons;
                 self.debug(&format!(
-                    "challenge: sent to {} expires_in={}s resends_left={} attempts_left={}",
+                    "challenge: sent to {} sms_sent={} backup_allowed={} show_reasons={} expires_in={}s resends_left={} attempts_left={}",
                     prompt::mask(info.masked_mobile.as_str()),
+                    info.sms_sent,
+                    info.backup_allowed,
+                    info.show_reasons,
                     info.expires_in_secs,
                     info.resends_left,
                     info.attempts_left
                 ));
                 Next::Challenge(info)
             }
-            Response::Verified => Next::Done(End::new(
-                PamResultCode::PAM_SUCCESS,
-                "verified",
-                Level::Info,
-            )),
+            // Only a checked code lets the login in: `Verified` anywhere
+            // else (the answer to begin, enroll or resend) is a daemon bug,
+            // never a success. Exemptions come as `Skip`.
+            Response::Verified {
+                method,
+                backup_codes_left,
+            } if asked == Asked::Verify => {
+                let end = End::new(PamResultCode::PAM_SUCCESS, "verified", Level::Info);
+                Next::Done(match method {
+                    VerifyMethod::Sms => end,
+                    VerifyMethod::BackupCode => {
+                        self.conv
+                            .info(&messages::backup_accepted(backup_codes_left));
+                        let end = end.with("method", "backup-code");
+                        match backup_codes_left {
+                            Some(n) => end.with("backup_codes_left", n),
+                            None => end,
+                        }
+                    }
+                })
+            }
+            // PAM_IGNORE, never PAM_SUCCESS: a stack whose other modules
+            // are all optional cannot be passed by a skip alone.
+            Response::Skip { reason } if asked == Asked::Begin => Next::Done(
+                End::new(PamResultCode::PAM_IGNORE, "skipped", Level::Info)
+                    .because(reason.as_str()),
+            ),
+            Response::AskMobile if asked == Asked::Begin => {
+                self.debug("no number on file; asking for one");
+                Next::AskMobile
+            }
+            Response::InvalidMobile { reason } if asked == Asked::Enroll => {
+                Next::InvalidMobile(reason)
+            }
             // Zero tries left can only end the login; treating it as
             // exhausted keeps a confused daemon from looping the prompt.
             Response::Wrong { attempts_left: 0 } | Response::TriesExhausted => {
-                self.conv.error(messages::TRIES_EXHAUSTED);
+                self.fail_msg(messages::TRIES_EXHAUSTED);
                 Next::Done(End::new(
                     PamResultCode::PAM_MAXTRIES,
                     "tries-exhausted",
@@ -238,16 +387,16 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             }
             Response::Wrong { attempts_left } if prompting => {
                 self.debug(&format!("wrong code, attempts_left={attempts_left}"));
-                self.conv.error(&messages::wrong(attempts_left));
+                self.fail_msg(&messages::wrong(attempts_left));
                 Next::Prompt
             }
             Response::Expired { can_resend: true } if prompting => {
                 self.debug("code expired, resend possible");
-                self.conv.error(messages::EXPIRED_RESEND);
+                self.fail_msg(messages::EXPIRED_RESEND);
                 Next::Prompt
             }
             Response::Expired { .. } => {
-                self.conv.error(messages::EXPIRED);
+                self.fail_msg(messages::EXPIRED);
                 Next::Done(End::new(
                     PamResultCode::PAM_AUTH_ERR,
                     "expired",
@@ -259,8 +408,27 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     "resend refused: {}",
                     messages::daemon_text(&reason)
                 ));
-                self.conv.error(&messages::resend_refused(&reason));
+                self.fail_msg(&messages::resend_refused(&reason));
                 Next::Prompt
+            }
+            Response::Locked { retry_after_secs } => {
+                self.fail_msg(&messages::locked(retry_after_secs));
+                Next::Done(
+                    End::new(PamResultCode::PAM_AUTH_ERR, "locked", Level::Notice)
+                        .with("retry_after", format!("{retry_after_secs}s")),
+                )
+            }
+            Response::SendRefused {
+                reason,
+                retry_after_secs,
+            } => {
+                self.fail_msg(&messages::send_refused(&reason, retry_after_secs));
+                let end = End::new(PamResultCode::PAM_AUTH_ERR, "send-refused", Level::Notice)
+                    .because(messages::daemon_text(&reason));
+                Next::Done(match retry_after_secs {
+                    Some(secs) => end.with("retry_after", format!("{secs}s")),
+                    None => end,
+                })
             }
             Response::NoMobile => {
                 self.conv.error(messages::NO_MOBILE);
@@ -279,13 +447,43 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 ))
             }
             Response::Error { kind, message } => Next::Done(self.daemon_error(kind, &message)),
-            Response::Hello { .. } | Response::Wrong { .. } | Response::ResendRefused { .. } => {
-                Next::Done(self.protocol_error(match asked {
-                    Asked::Begin => "answer to begin makes no sense without a challenge",
-                    Asked::Verify | Asked::Resend => "hello in the middle of a challenge",
-                }))
-            }
+            out_of_place @ (Response::Hello { .. }
+            | Response::Verified { .. }
+            | Response::Skip { .. }
+            | Response::AskMobile
+            | Response::InvalidMobile { .. }
+            | Response::Wrong { .. }
+            | Response::ResendRefused { .. }
+            | Response::Status(_)
+            | Response::BackupCodes { .. }
+            | Response::Done { .. }
+            | Response::TestSent { .. }) => Next::Done(self.protocol_error(&format!(
+                "{} in answer to {}",
+                answer_name(&out_of_place),
+                asked.name()
+            ))),
         }
+    }
+
+    /// A failure message, or the generic one when the current challenge
+    /// asks not to say why.
+    fn fail_msg(&mut self, specific: &str) {
+        if self.show_reasons {
+            self.conv.error(specific);
+        } else {
+            self.conv.error(messages::AUTH_FAILED);
+        }
+    }
+
+    /// The link failed after the daemon had answered begin.
+    fn link_lost(&mut self, e: ClientError) -> End {
+        self.conv.error(messages::UNAVAILABLE);
+        End::new(
+            PamResultCode::PAM_AUTHINFO_UNAVAIL,
+            "connection-lost",
+            Level::Warning,
+        )
+        .because(e)
     }
 
     /// `Busy` lands here too and is never "unavailable": a flood of
@@ -382,12 +580,55 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             line.push_str(" reason=");
             line.push_str(&field(reason));
         }
+        for (key, value) in &end.extra {
+            line.push(' ');
+            line.push_str(key);
+            line.push('=');
+            line.push_str(&field(value));
+        }
         self.log.log(end.level, &line);
         self.debug(&format!(
             "prompts={} resends={} pam={:?}",
             self.prompts, self.resends, end.code
         ));
         end.code
+    }
+}
+
+fn prompt_limit() -> End {
+    End::new(PamResultCode::PAM_MAXTRIES, "prompt-limit", Level::Notice)
+}
+
+/// Moves the typed number out of the request into a `Secret`, which wipes
+/// it on drop (a move, not a copy).
+fn wipe(request: Request) {
+    if let Request::Enroll { mobile } = request {
+        drop(Secret::new(mobile));
+    }
+}
+
+/// For protocol-error log lines; never the answer's contents.
+fn answer_name(answer: &Response) -> &'static str {
+    match answer {
+        Response::Hello { .. } => "hello",
+        Response::Challenge(_) => "challenge",
+        Response::Verified { .. } => "verified",
+        Response::Skip { .. } => "skip",
+        Response::Locked { .. } => "locked",
+        Response::SendRefused { .. } => "send_refused",
+        Response::AskMobile => "ask_mobile",
+        Response::InvalidMobile { .. } => "invalid_mobile",
+        Response::Wrong { .. } => "wrong",
+        Response::Expired { .. } => "expired",
+        Response::TriesExhausted => "tries_exhausted",
+        Response::ResendRefused { .. } => "resend_refused",
+        Response::NoMobile => "no_mobile",
+        Response::SendFailed => "send_failed",
+        Response::Error { .. } => "error",
+        Response::Status(_) => "status",
+        Response::BackupCodes { .. } => "backup_codes",
+        Response::Done { .. } => "done",
+        Response::TestSent { .. } => "test_sent",
     }
 }
 

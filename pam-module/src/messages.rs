@@ -15,6 +15,11 @@ pub const SEND_FAILED: &str =
 /// is refused locally (the protocol rejects it rather than truncating), so
 /// the daemon never sees it and no try is used.
 pub const NOT_A_CODE: &str = "Wrong code.";
+/// Replaces every failure message once the current challenge says
+/// `show_reasons = false` (the admin's `show_failure_reason = false`).
+pub const AUTH_FAILED: &str = "Authentication failed.";
+/// The enrolment prompt was answered with nothing.
+pub const NO_MOBILE_GIVEN: &str = "No mobile number given.";
 
 pub fn wrong(tries_left: u32) -> String {
     if tries_left == 1 {
@@ -26,6 +31,64 @@ pub fn wrong(tries_left: u32) -> String {
 
 pub fn resend_refused(reason: &str) -> String {
     format!("Cannot send another code: {}", daemon_text(reason))
+}
+
+/// `Too many wrong codes: SMS codes are locked for this account for 15 min.`
+pub fn locked(retry_after_secs: u64) -> String {
+    format!(
+        "Too many wrong codes: SMS codes are locked for this account for {}.",
+        duration(retry_after_secs.max(1))
+    )
+}
+
+/// `Cannot send a code now: REASON.` and, when the daemon says when,
+/// ` Try again in N min.`. A reason that already ends a sentence does not
+/// get a second full stop.
+pub fn send_refused(reason: &str, retry_after_secs: Option<u64>) -> String {
+    let reason = daemon_text(reason);
+    let reason = reason.trim_end_matches('.').trim_end();
+    let mut text = if reason.is_empty() {
+        "Cannot send a code now.".to_string()
+    } else {
+        format!("Cannot send a code now: {reason}.")
+    };
+    if let Some(secs) = retry_after_secs {
+        text.push_str(&format!(" Try again in {}.", duration(secs.max(1))));
+    }
+    text
+}
+
+/// `That number cannot be used: REASON`, shown before asking again.
+pub fn invalid_mobile(reason: &str) -> String {
+    format!("That number cannot be used: {}", daemon_text(reason))
+}
+
+/// The PAM_TEXT_INFO after a backup code let the login in.
+pub fn backup_accepted(codes_left: Option<u32>) -> String {
+    match codes_left {
+        None => "Backup code accepted.".to_string(),
+        Some(n) => {
+            let mut text = if n == 1 {
+                "Backup code accepted. 1 backup code left.".to_string()
+            } else {
+                format!("Backup code accepted. {n} backup codes left.")
+            };
+            if n <= 2 {
+                text.push_str(" Generate new ones with: smsotpctl backup-codes generate");
+            }
+            text
+        }
+    }
+}
+
+/// Minutes round up so a message never promises less time than is left
+/// (or claims "0 min"); under a minute seconds are more useful.
+pub fn duration(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs.div_ceil(60))
+    }
 }
 
 /// Text from the daemon goes to the user's terminal: control characters
@@ -48,6 +111,83 @@ mod tests {
     fn wrong_is_singular_for_one() {
         assert_eq!(wrong(1), "Wrong code. 1 try left.");
         assert_eq!(wrong(2), "Wrong code. 2 tries left.");
+    }
+
+    #[test]
+    fn durations_round_minutes_up() {
+        assert_eq!(duration(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(60), "1 min");
+        assert_eq!(duration(61), "2 min");
+        assert_eq!(duration(3600), "60 min");
+    }
+
+    #[test]
+    fn locked_says_for_how_long() {
+        assert_eq!(
+            locked(900),
+            "Too many wrong codes: SMS codes are locked for this account for 15 min."
+        );
+        assert_eq!(
+            locked(61),
+            "Too many wrong codes: SMS codes are locked for this account for 2 min."
+        );
+        assert_eq!(
+            locked(30),
+            "Too many wrong codes: SMS codes are locked for this account for 30 s."
+        );
+        // A lock that is (nearly) over never reads "for 0 s".
+        assert!(locked(0).ends_with("for 1 s."));
+    }
+
+    #[test]
+    fn send_refused_has_one_full_stop_and_an_optional_retry() {
+        assert_eq!(
+            send_refused("hourly SMS limit reached", None),
+            "Cannot send a code now: hourly SMS limit reached."
+        );
+        assert_eq!(
+            send_refused("hourly SMS limit reached.", Some(1800)),
+            "Cannot send a code now: hourly SMS limit reached. Try again in 30 min."
+        );
+        assert_eq!(
+            send_refused("cooldown", Some(20)),
+            "Cannot send a code now: cooldown. Try again in 20 s."
+        );
+        assert_eq!(send_refused("\n", None), "Cannot send a code now.");
+    }
+
+    #[test]
+    fn backup_code_counts_are_singular_and_warn_when_low() {
+        assert_eq!(
+            backup_accepted(Some(7)),
+            "Backup code accepted. 7 backup codes left."
+        );
+        assert_eq!(
+            backup_accepted(Some(3)),
+            "Backup code accepted. 3 backup codes left."
+        );
+        assert_eq!(
+            backup_accepted(Some(2)),
+            "Backup code accepted. 2 backup codes left. Generate new ones with: smsotpctl backup-codes generate"
+        );
+        assert_eq!(
+            backup_accepted(Some(1)),
+            "Backup code accepted. 1 backup code left. Generate new ones with: smsotpctl backup-codes generate"
+        );
+        assert_eq!(
+            backup_accepted(Some(0)),
+            "Backup code accepted. 0 backup codes left. Generate new ones with: smsotpctl backup-codes generate"
+        );
+        assert_eq!(backup_accepted(None), "Backup code accepted.");
+    }
+
+    #[test]
+    fn invalid_mobile_shows_the_tamed_reason() {
+        assert_eq!(
+            invalid_mobile("country +7 is not allowed\x1b[0m"),
+            "That number cannot be used: country +7 is not allowed [0m"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! login, except the user name: a shortened name would be somebody else.
 
 use crate::flow::{ConvError, Conversation};
-use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_TEXT_INFO};
+use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
 use pam::module::PamHandle;
@@ -143,6 +143,13 @@ impl<'a> PamConversation<'a> {
 impl Conversation for PamConversation<'_> {
     fn prompt_secret(&mut self, msg: &str) -> Result<Option<Secret>, ConvError> {
         match self.conv.send(PAM_PROMPT_ECHO_OFF, msg) {
+            Ok(reply) => Ok(reply.map(into_secret)),
+            Err(code) => Err(ConvError(format!("{code:?}"))),
+        }
+    }
+
+    fn prompt_echo(&mut self, msg: &str) -> Result<Option<Secret>, ConvError> {
+        match self.conv.send(PAM_PROMPT_ECHO_ON, msg) {
             Ok(reply) => Ok(reply.map(into_secret)),
             Err(code) => Err(ConvError(format!("{code:?}"))),
         }

@@ -1,8 +1,16 @@
-//! The one ECHO_OFF prompt per round. OpenSSH does not show a lone
-//! TEXT_INFO during keyboard-interactive, so the context travels in the
-//! prompt itself.
+//! The prompts: one ECHO_OFF prompt per round for a code, one ECHO_ON
+//! prompt for a number to enrol. OpenSSH does not show a lone TEXT_INFO
+//! during keyboard-interactive, so the context travels in the prompt itself.
+
+use crate::messages::{daemon_text, duration};
+
+/// ECHO_ON: the user is typing a phone number, not a secret.
+pub const ASK_MOBILE: &str = "No mobile number is registered for SMS codes. Enter your mobile number with country code (e.g. +15551234567): ";
 
 /// `Code sent to *******4567 (expires in 5 min). Enter code, or 'r' to resend: `
+///
+/// A backup code, where the challenge allows one, is accepted at this same
+/// prompt; saying so would make it too long for a terminal line.
 pub fn challenge_prompt(masked_mobile: &str, expires_in_secs: u64, resends_left: u32) -> String {
     let tail = if resends_left == 0 {
         "Enter code: "
@@ -12,17 +20,19 @@ pub fn challenge_prompt(masked_mobile: &str, expires_in_secs: u64, resends_left:
     format!(
         "Code sent to {} (expires in {}). {tail}",
         mask(masked_mobile),
-        expiry(expires_in_secs)
+        duration(expires_in_secs)
     )
 }
 
-/// Minutes round up so the prompt never promises less time than is left
-/// as "0 min"; under a minute seconds are more useful.
-fn expiry(secs: u64) -> String {
-    if secs < 60 {
-        format!("{secs} s")
+/// No SMS went out, so only a backup code can complete the login:
+/// `No SMS was sent (NOTICE). Enter a backup code: `. The notice comes from
+/// the daemon and is tamed like every daemon text; 'r' is not offered.
+pub fn backup_only_prompt(notice: Option<&str>) -> String {
+    let notice = notice.map(daemon_text).unwrap_or_default();
+    if notice.is_empty() {
+        "No SMS was sent. Enter a backup code: ".to_string()
     } else {
-        format!("{} min", secs.div_ceil(60))
+        format!("No SMS was sent ({notice}). Enter a backup code: ")
     }
 }
 
@@ -68,17 +78,38 @@ mod tests {
 
     #[test]
     fn minutes_round_up() {
-        assert_eq!(expiry(60), "1 min");
-        assert_eq!(expiry(61), "2 min");
-        assert_eq!(expiry(299), "5 min");
-        assert_eq!(expiry(3600), "60 min");
+        assert_eq!(duration(60), "1 min");
+        assert_eq!(duration(61), "2 min");
+        assert_eq!(duration(299), "5 min");
+        assert_eq!(duration(3600), "60 min");
     }
 
     #[test]
     fn under_a_minute_is_seconds() {
-        assert_eq!(expiry(59), "59 s");
-        assert_eq!(expiry(1), "1 s");
-        assert_eq!(expiry(0), "0 s");
+        assert_eq!(duration(59), "59 s");
+        assert_eq!(duration(1), "1 s");
+        assert_eq!(duration(0), "0 s");
+    }
+
+    #[test]
+    fn backup_only_prompt_with_and_without_a_notice() {
+        assert_eq!(
+            backup_only_prompt(Some("the SMS provider is down")),
+            "No SMS was sent (the SMS provider is down). Enter a backup code: "
+        );
+        assert_eq!(
+            backup_only_prompt(None),
+            "No SMS was sent. Enter a backup code: "
+        );
+        // A notice that is nothing once tamed is no notice.
+        assert_eq!(
+            backup_only_prompt(Some(" \n")),
+            "No SMS was sent. Enter a backup code: "
+        );
+        assert_eq!(
+            backup_only_prompt(Some("down\x1b[2J")),
+            "No SMS was sent (down [2J). Enter a backup code: "
+        );
     }
 
     #[test]

@@ -15,10 +15,10 @@ pub mod secret;
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use message::{
-    BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request, Response,
-    ValidationError,
+    check_user, BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request,
+    Response, SkipReason, UserStatus, ValidationError, VerifyMethod,
 };
 pub use secret::Secret;
 
 /// Version of the message set below. Bump on any change to a message.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

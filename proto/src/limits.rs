@@ -22,3 +22,8 @@ pub const MAX_COMMAND: usize = 1024;
 pub const MAX_CODE: usize = 64;
 /// Free-text reasons in replies.
 pub const MAX_REASON: usize = 512;
+/// A mobile number as typed at the enrolment prompt (E.164 is 16 bytes;
+/// room for stray spaces, which the daemon strips).
+pub const MAX_MOBILE: usize = 32;
+/// Backup codes in one `BackupCodes` answer.
+pub const MAX_BACKUP_CODES: usize = 32;

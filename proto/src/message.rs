@@ -18,6 +18,23 @@ pub enum Request {
     Verify { code: Secret },
     /// Send a new code; the previous one stops working at once.
     Resend,
+    /// Answer to [`Response::AskMobile`]: the number the user typed.
+    Enroll { mobile: String },
+    /// Admin / self-service: what the daemon knows about a user.
+    Status { user: String },
+    /// Admin: store a number for a user (not one listed in users.toml).
+    SetMobile { user: String, mobile: String },
+    /// Admin: forget everything stored about a user.
+    RemoveUser { user: String },
+    /// Admin: lift a lockout and clear the failure count.
+    Unlock { user: String },
+    /// Admin or the user: replace the user's backup codes with a new set.
+    GenerateBackupCodes { user: String },
+    /// The user (or an admin) opts out of / back into SMS codes where the
+    /// policy is not mandatory.
+    SetOptOut { user: String, opted_out: bool },
+    /// Admin: send a test message to a user through the provider chain.
+    TestSms { user: String },
 }
 
 /// Who is logging in where. The daemon trusts these only as far as the
@@ -43,10 +60,53 @@ pub enum Response {
         version: u32,
         server: String,
     },
-    /// A code was sent; prompt for it.
+    /// A code was sent (or, when `sms_sent` is false, only a backup code
+    /// can be used); prompt for it.
     Challenge(ChallengeInfo),
     /// The code was right. The challenge is spent.
-    Verified,
+    Verified {
+        method: VerifyMethod,
+        /// Set when a backup code was used: how many remain.
+        backup_codes_left: Option<u32>,
+    },
+    /// Policy says this login needs no code (exempt, trusted network,
+    /// grace period, opted out, no number with `no_mobile = "skip"`, or the
+    /// service is not enabled). The module returns PAM_IGNORE, never
+    /// PAM_SUCCESS, so a stack cannot be skipped by accident.
+    Skip {
+        reason: SkipReason,
+    },
+    /// Too many wrong codes for this user across all sessions.
+    Locked {
+        retry_after_secs: u64,
+    },
+    /// A send budget or the country allowlist refused the SMS.
+    SendRefused {
+        reason: String,
+        retry_after_secs: Option<u64>,
+    },
+    /// The user has no number and policy lets them enrol one: prompt for it
+    /// and answer with [`Request::Enroll`].
+    AskMobile,
+    /// The number given to `Enroll` was refused; ask again.
+    InvalidMobile {
+        reason: String,
+    },
+    /// Answer to `Status`.
+    Status(UserStatus),
+    /// Answer to `GenerateBackupCodes`: shown once, never stored in clear.
+    BackupCodes {
+        codes: Vec<Secret>,
+    },
+    /// An admin request was carried out.
+    Done {
+        message: String,
+    },
+    /// Answer to `TestSms`: which provider took the message.
+    TestSent {
+        provider: String,
+        detail: String,
+    },
     /// The code was wrong; `attempts_left` more tries on this code.
     Wrong {
         attempts_left: u32,
@@ -73,6 +133,56 @@ pub enum Response {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMethod {
+    Sms,
+    BackupCode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipReason {
+    ServiceNotEnabled,
+    ExemptUser,
+    ExemptGroup,
+    TrustedNetwork,
+    GracePeriod,
+    OptedOut,
+    NoMobile,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::ServiceNotEnabled => "service-not-enabled",
+            SkipReason::ExemptUser => "exempt-user",
+            SkipReason::ExemptGroup => "exempt-group",
+            SkipReason::TrustedNetwork => "trusted-network",
+            SkipReason::GracePeriod => "grace-period",
+            SkipReason::OptedOut => "opted-out",
+            SkipReason::NoMobile => "no-mobile",
+        }
+    }
+}
+
+/// What `smsotpctl status` shows. Never a full number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserStatus {
+    pub user: String,
+    /// Masked, e.g. `*******4567`; `None` when no number is known.
+    pub mobile: Option<String>,
+    /// `users.toml`, `enrolled`, or `none`.
+    pub mobile_source: String,
+    pub locked: bool,
+    pub locked_for_secs: Option<u64>,
+    pub recent_failures: u32,
+    pub lockouts: u32,
+    pub backup_codes_left: u32,
+    pub opted_out: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeInfo {
     /// The destination with all but the last digits hidden, e.g. `********7890`.
@@ -83,10 +193,21 @@ pub struct ChallengeInfo {
     pub attempts_left: u32,
     pub code_length: u8,
     pub alphabet: CodeAlphabet,
+    /// False when no SMS went out (provider down, budget refused) and only
+    /// a backup code can complete the login; `notice` says why.
+    pub sms_sent: bool,
+    /// Whether a backup code is accepted at this prompt.
+    pub backup_allowed: bool,
+    /// Safe to show the user.
+    pub notice: Option<String>,
+    /// False: the admin asked not to tell users why a code failed
+    /// (`show_failure_reason = false`); the module then says only
+    /// "Authentication failed."
+    pub show_reasons: bool,
 }
 
 /// A masked number is short and printable; keeping it in a fixed buffer
-/// makes `ChallengeInfo` `Copy` and its size obvious.
+/// makes `ChallengeInfo` small and its size obvious.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct MaskedMobile {
     len: u8,
@@ -196,15 +317,22 @@ fn check_text(
     Ok(())
 }
 
+/// Login names: bounded, printable, and nothing a path or an option
+/// parser could misread.
+pub fn check_user(user: &str) -> Result<(), ValidationError> {
+    check_text("user", user, limits::MAX_USER, false)?;
+    if user.contains('/') || user.starts_with('-') {
+        return Err(ValidationError {
+            field: "user",
+            problem: "not a valid login name",
+        });
+    }
+    Ok(())
+}
+
 impl BeginRequest {
     pub fn validate(&self) -> Result<(), ValidationError> {
-        check_text("user", &self.user, limits::MAX_USER, false)?;
-        if self.user.contains('/') || self.user.starts_with('-') {
-            return Err(ValidationError {
-                field: "user",
-                problem: "not a valid login name",
-            });
-        }
+        check_user(&self.user)?;
         check_text("service", &self.service, limits::MAX_SERVICE, false)?;
         if let Some(rhost) = &self.rhost {
             check_text("rhost", rhost, limits::MAX_RHOST, true)?;
@@ -236,6 +364,17 @@ impl Request {
                 Ok(())
             }
             Request::Resend => Ok(()),
+            Request::Enroll { mobile } => check_text("mobile", mobile, limits::MAX_MOBILE, false),
+            Request::SetMobile { user, mobile } => {
+                check_user(user)?;
+                check_text("mobile", mobile, limits::MAX_MOBILE, false)
+            }
+            Request::Status { user }
+            | Request::RemoveUser { user }
+            | Request::Unlock { user }
+            | Request::GenerateBackupCodes { user }
+            | Request::SetOptOut { user, .. }
+            | Request::TestSms { user } => check_user(user),
         }
     }
 }
@@ -306,7 +445,7 @@ mod tests {
         assert!(MaskedMobile::new("").is_none());
         assert!(MaskedMobile::new("abc").is_none());
         assert!(MaskedMobile::new(&"*".repeat(25)).is_none());
-        let json = r#"{"type":"challenge","masked_mobile":"x<script>","expires_in_secs":1,"resends_left":0,"attempts_left":1,"code_length":6,"alphabet":"numeric"}"#;
+        let json = r#"{"type":"challenge","masked_mobile":"x<script>","expires_in_secs":1,"resends_left":0,"attempts_left":1,"code_length":6,"alphabet":"numeric","sms_sent":true,"backup_allowed":false,"notice":null,"show_reasons":true}"#;
         assert!(serde_json::from_str::<Response>(json).is_err());
     }
 

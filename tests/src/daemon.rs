@@ -26,6 +26,7 @@ pub struct DaemonBuilder {
     message: Vec<String>,
     providers: Vec<String>,
     outbox_provider: Option<bool>,
+    sections: Vec<(String, Vec<String>)>,
     log_level: String,
     hostname: String,
 }
@@ -39,6 +40,7 @@ impl Default for DaemonBuilder {
             message: Vec::new(),
             providers: Vec::new(),
             outbox_provider: None,
+            sections: Vec::new(),
             // Verbose on purpose: the log-leak check is stronger when the
             // daemon says as much as it ever would.
             log_level: "debug".into(),
@@ -96,6 +98,19 @@ impl DaemonBuilder {
         self
     }
 
+    /// A line in any other table (`policy`, `service.sudo`, `lockout`,
+    /// `resend`, `send_budget`, `backup_codes`, `store`); repeated calls
+    /// with the same table add to it.
+    pub fn section(mut self, table: &str, line: &str) -> Self {
+        match self.sections.iter_mut().find(|(n, _)| n == table) {
+            Some((_, lines)) => lines.push(line.to_string()),
+            None => self
+                .sections
+                .push((table.to_string(), vec![line.to_string()])),
+        }
+        self
+    }
+
     fn config_text(&self, dir: &Path) -> String {
         let q = |p: &Path| toml_str(&p.to_string_lossy());
         let mut s = String::new();
@@ -120,6 +135,17 @@ impl DaemonBuilder {
                 s += line;
                 s += "\n";
             }
+        }
+        for (name, lines) in &self.sections {
+            s += &format!("\n[{name}]\n");
+            for line in lines {
+                s += line;
+                s += "\n";
+            }
+        }
+        // Durable state in the test's own directory, never the host's.
+        if !self.sections.iter().any(|(n, _)| n == "store") {
+            s += &format!("\n[store]\npath = {}\n", q(&dir.join("state.db")));
         }
         let outbox = self.outbox_provider.unwrap_or(self.providers.is_empty());
         if outbox {

@@ -172,7 +172,13 @@ fn empty_reply_prompts_again_without_using_a_try() {
 fn resend_sends_a_new_code_and_retires_the_old_one() {
     let user = unique_name("erin");
     // 8 digits: the two codes collide with probability 1e-8, not 1e-6.
-    let (d, pamd) = setup(&user, Daemon::builder().otp("length = 8"));
+    // No cooldown: this test resends at once on purpose.
+    let (d, pamd) = setup(
+        &user,
+        Daemon::builder()
+            .otp("length = 8")
+            .section("resend", "cooldown_seconds = 0"),
+    );
     let outbox = d.outbox();
     let mut first = String::new();
     let outcome = libpam::authenticate(SERVICE, &user, pamd.path(), |p| {
@@ -212,7 +218,12 @@ fn resend_sends_a_new_code_and_retires_the_old_one() {
 #[test]
 fn resend_limit_is_enforced() {
     let user = unique_name("frank");
-    let (d, pamd) = setup(&user, Daemon::builder().otp("max_resends = 1"));
+    let (d, pamd) = setup(
+        &user,
+        Daemon::builder()
+            .otp("max_resends = 1")
+            .section("resend", "cooldown_seconds = 0"),
+    );
     let outbox = d.outbox();
     let outcome = libpam::authenticate(SERVICE, &user, pamd.path(), |p| {
         Some(match p.index {

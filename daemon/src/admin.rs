@@ -1,0 +1,305 @@
+//! Requests from `smsotpctl`: status, numbers, unlock, backup codes,
+//! opt-out, test messages. Root may act for anyone; other callers only for
+//! themselves and only where noted. Every change is audited.
+
+use crate::authz::Peer;
+use crate::backup;
+use crate::providers::Sms;
+use crate::state::{Runtime, State};
+use crate::store::{unix_now, StoreError};
+use smsotp_config::Mobile;
+use smsotp_proto::{ErrorKind, Request, Response, Secret, UserStatus};
+use std::sync::Arc;
+use tracing::{info, warn};
+
+fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
+    Response::Error {
+        kind,
+        message: message.into(),
+    }
+}
+
+fn internal(e: StoreError) -> Response {
+    warn!(event = "store_error", error = %e, "state store failed");
+    refuse(
+        ErrorKind::Internal,
+        "the daemon cannot read or write its state; see its log",
+    )
+}
+
+/// The login name of a non-root peer, through NSS (may block: LDAP).
+async fn caller_name(peer: Peer) -> Option<String> {
+    tokio::task::spawn_blocking(move || {
+        nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(peer.uid))
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+async fn self_or_root(peer: Peer, user: &str) -> Result<(), Response> {
+    if peer.uid == 0 || caller_name(peer).await.as_deref() == Some(user) {
+        Ok(())
+    } else {
+        Err(refuse(
+            ErrorKind::PermissionDenied,
+            "only root may act on another user's account",
+        ))
+    }
+}
+
+fn root_only(peer: Peer) -> Result<(), Response> {
+    if peer.uid == 0 {
+        Ok(())
+    } else {
+        Err(refuse(ErrorKind::PermissionDenied, "only root may do this"))
+    }
+}
+
+pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
+    let rt = state.runtime();
+    let result = match req {
+        Request::Status { user } => status(state, &rt, peer, &user).await,
+        Request::SetMobile { user, mobile } => set_mobile(state, &rt, peer, &user, &mobile).await,
+        Request::RemoveUser { user } => remove(state, peer, &user).await,
+        Request::Unlock { user } => unlock(state, peer, &user).await,
+        Request::GenerateBackupCodes { user } => backup_codes(state, &rt, peer, &user).await,
+        Request::SetOptOut { user, opted_out } => opt_out(state, &rt, peer, &user, opted_out).await,
+        Request::TestSms { user } => test_sms(state, &rt, peer, &user).await,
+        _ => Err(refuse(ErrorKind::BadRequest, "not an admin request")),
+    };
+    result.unwrap_or_else(|refusal| refusal)
+}
+
+/// The user's number and where it comes from.
+async fn lookup(
+    state: &State,
+    rt: &Runtime,
+    user: &str,
+) -> Result<Option<(Mobile, &'static str)>, StoreError> {
+    if let Some(m) = rt.users.mobile(user) {
+        return Ok(Some((m.clone(), "users.toml")));
+    }
+    Ok(state
+        .store
+        .mobile(user)
+        .await?
+        .and_then(|s| Mobile::parse(&s).ok())
+        .map(|m| (m, "enrolled")))
+}
+
+async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<Response, Response> {
+    self_or_root(peer, user).await?;
+    let now = unix_now();
+    let mobile = lookup(state, rt, user).await.map_err(internal)?;
+    let lock = state.store.lock_state(user, now).await.map_err(internal)?;
+    let visible = usize::from(rt.config.mask_visible_digits);
+    Ok(Response::Status(UserStatus {
+        user: user.to_string(),
+        mobile: mobile.as_ref().map(|(m, _)| m.masked(visible)),
+        mobile_source: mobile.map_or("none", |(_, s)| s).to_string(),
+        locked: lock.locked_until.is_some(),
+        locked_for_secs: lock.locked_until.map(|u| (u - now).max(0) as u64),
+        recent_failures: lock.failures,
+        lockouts: lock.lockouts,
+        backup_codes_left: state
+            .store
+            .backup_codes_left(user)
+            .await
+            .map_err(internal)?,
+        opted_out: state.store.opted_out(user).await.map_err(internal)?,
+    }))
+}
+
+async fn set_mobile(
+    state: &State,
+    rt: &Runtime,
+    peer: Peer,
+    user: &str,
+    typed: &str,
+) -> Result<Response, Response> {
+    root_only(peer)?;
+    if rt.users.mobile(user).is_some() {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!(
+                "{user}'s number comes from the users file; change it there ({})",
+                rt.config.users_file.display()
+            ),
+        ));
+    }
+    let mobile = Mobile::parse(typed.trim())
+        .map_err(|e| refuse(ErrorKind::BadRequest, format!("number {e}")))?;
+    if !crate::policy::country_allowed(&rt.config.send_budget, &mobile) {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            "that country is not in send_budget.allowed_countries",
+        ));
+    }
+    state
+        .store
+        .set_mobile(user, mobile.e164(), unix_now())
+        .await
+        .map_err(internal)?;
+    info!(event = "mobile_set", user, to = %mobile, peer_uid = peer.uid, "number stored by admin");
+    Ok(Response::Done {
+        message: format!("{user}: number set to {}", mobile.masked(4)),
+    })
+}
+
+async fn remove(state: &State, peer: Peer, user: &str) -> Result<Response, Response> {
+    root_only(peer)?;
+    let any = state.store.remove_user(user).await.map_err(internal)?;
+    info!(
+        event = "user_removed",
+        user,
+        peer_uid = peer.uid,
+        removed = any,
+        "stored state removed"
+    );
+    Ok(Response::Done {
+        message: if any {
+            format!("{user}: stored number, backup codes, counters and opt-out removed")
+        } else {
+            format!("{user}: nothing was stored")
+        },
+    })
+}
+
+async fn unlock(state: &State, peer: Peer, user: &str) -> Result<Response, Response> {
+    root_only(peer)?;
+    let was = state.store.unlock(user).await.map_err(internal)?;
+    info!(
+        event = "unlocked",
+        user,
+        peer_uid = peer.uid,
+        "lockout lifted by admin"
+    );
+    Ok(Response::Done {
+        message: if was {
+            format!("{user}: unlocked and failure count cleared")
+        } else {
+            format!("{user}: was not locked")
+        },
+    })
+}
+
+async fn backup_codes(
+    state: &State,
+    rt: &Runtime,
+    peer: Peer,
+    user: &str,
+) -> Result<Response, Response> {
+    self_or_root(peer, user).await?;
+    if !rt.config.backup_codes.enabled {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            "backup codes are disabled (backup_codes.enabled = false)",
+        ));
+    }
+    let count = rt.config.backup_codes.count;
+    let made = tokio::task::spawn_blocking(move || backup::generate(count))
+        .await
+        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?
+        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?;
+    let pairs = made
+        .iter()
+        .map(|c| (c.id.clone(), c.hash.clone()))
+        .collect();
+    state
+        .store
+        .replace_backup_codes(user, pairs, unix_now())
+        .await
+        .map_err(internal)?;
+    info!(
+        event = "backup_codes_generated",
+        user,
+        count,
+        peer_uid = peer.uid,
+        "backup codes replaced"
+    );
+    Ok(Response::BackupCodes {
+        codes: made
+            .iter()
+            .map(|c| Secret::new(c.display.as_str()))
+            .collect(),
+    })
+}
+
+async fn opt_out(
+    state: &State,
+    rt: &Runtime,
+    peer: Peer,
+    user: &str,
+    opted_out: bool,
+) -> Result<Response, Response> {
+    self_or_root(peer, user).await?;
+    let p = &rt.config.policy;
+    let anywhere_optional = !p.default.mandatory || p.services.values().any(|s| !s.mandatory);
+    if opted_out && !anywhere_optional {
+        return Err(refuse(
+            ErrorKind::PermissionDenied,
+            "SMS codes are mandatory on this host",
+        ));
+    }
+    state
+        .store
+        .set_opt_out(user, opted_out, unix_now())
+        .await
+        .map_err(internal)?;
+    info!(
+        event = if opted_out { "opted_out" } else { "opted_in" },
+        user,
+        peer_uid = peer.uid,
+        "opt-out changed"
+    );
+    Ok(Response::Done {
+        message: if opted_out {
+            format!("{user}: opted out of SMS codes where they are not mandatory")
+        } else {
+            format!("{user}: SMS codes are on")
+        },
+    })
+}
+
+async fn test_sms(
+    state: &State,
+    rt: &Runtime,
+    peer: Peer,
+    user: &str,
+) -> Result<Response, Response> {
+    root_only(peer)?;
+    let Some((mobile, _)) = lookup(state, rt, user).await.map_err(internal)? else {
+        return Err(refuse(
+            ErrorKind::BadRequest,
+            format!("{user} has no mobile number"),
+        ));
+    };
+    let sms = Sms {
+        to: mobile.clone(),
+        body: zeroize::Zeroizing::new(format!(
+            "smsotp test message from {}. No action needed.",
+            rt.hostname
+        )),
+    };
+    match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send(&sms)).await {
+        Ok(Ok((provider, receipt))) => {
+            info!(event = "test_sent", user, to = %mobile, provider, "test message sent");
+            Ok(Response::TestSent {
+                provider,
+                detail: receipt.detail,
+            })
+        }
+        Ok(Err(e)) => {
+            warn!(event = "test_failed", user, to = %mobile, error = %e, "test message failed");
+            Err(refuse(ErrorKind::Internal, e.to_string()))
+        }
+        Err(_) => Err(refuse(
+            ErrorKind::Internal,
+            "the providers did not answer within the send budget",
+        )),
+    }
+}

@@ -1,0 +1,160 @@
+//! Durable state behind one trait: enrolled numbers, backup-code hashes,
+//! failure and lockout counters, send budgets, opt-outs, grace stamps.
+//!
+//! Callers see only this trait, so a PostgreSQL backend for fleets (one
+//! backup code spent on one host is spent on all) can follow without
+//! touching them. Times are Unix seconds from the wall clock: these records
+//! outlive the process, so the monotonic clock cannot serve.
+
+mod schema;
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use smsotp_config::{Lockout, Resend, SendBudget};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {message}")]
+    Backend { path: String, message: String },
+}
+
+/// Whether a guess may be checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    Granted,
+    /// Locked, or the budget of the window is used up by guesses still in
+    /// flight. `until` is when guessing may resume.
+    Locked {
+        until: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendKind {
+    First,
+    Resend,
+}
+
+/// Whether an SMS may go out now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendDecision {
+    Allowed,
+    Refused {
+        reason: String,
+        retry_after: Option<u64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LockState {
+    pub locked_until: Option<i64>,
+    pub failures: u32,
+    pub lockouts: u32,
+}
+
+/// What a send is checked against.
+pub struct SendRequest<'a> {
+    pub user: &'a str,
+    pub rhost: Option<&'a str>,
+    pub kind: SendKind,
+    pub budget: &'a SendBudget,
+    pub resend: &'a Resend,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// A number enrolled at login or set by the admin.
+    async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError>;
+    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError>;
+    /// Forgets everything about the user. True if anything was stored.
+    async fn remove_user(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Charges one guess to the user's budget before it is checked, in one
+    /// transaction, so concurrent sessions on any number of connections
+    /// cannot get more guesses than the budget between them.
+    async fn begin_attempt(
+        &self,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError>;
+    /// The outcome of a granted guess: right clears the count; wrong at
+    /// the budget locks, each lockout `ratio` times longer than the last.
+    async fn finish_attempt(
+        &self,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError>;
+    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError>;
+    /// Lifts a lockout and clears counters. True if there was anything to clear.
+    async fn unlock(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Checks every send budget and records the send, atomically.
+    async fn reserve_send(
+        &self,
+        req: SendRequest<'_>,
+        now: i64,
+    ) -> Result<SendDecision, StoreError>;
+
+    /// Replaces the user's backup codes with `(id, argon2 PHC hash)` pairs.
+    async fn replace_backup_codes(
+        &self,
+        user: &str,
+        codes: Vec<(String, String)>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// The hash of an unused backup code.
+    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Marks a code used. True only for the one caller that spent it.
+    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError>;
+    async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError>;
+
+    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError>;
+    async fn opted_out(&self, user: &str) -> Result<bool, StoreError>;
+
+    /// Grace period bookkeeping: the last success per (user, context).
+    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError>;
+    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError>;
+}
+
+/// Seconds since the epoch, for durable records.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Length of the n-th lockout (1-based): duration * ratio^(n-1), capped.
+pub fn lockout_length(lockout: &Lockout, nth: u32) -> u64 {
+    let base = lockout.duration.as_secs();
+    let cap = lockout.max_duration.as_secs();
+    let factor = u64::from(lockout.ratio).saturating_pow(nth.saturating_sub(1));
+    base.saturating_mul(factor).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn lockouts_grow_by_the_ratio_up_to_the_cap() {
+        let l = Lockout {
+            max_failures: 5,
+            window: Duration::from_secs(900),
+            duration: Duration::from_secs(300),
+            ratio: 2,
+            max_duration: Duration::from_secs(2000),
+        };
+        assert_eq!(lockout_length(&l, 1), 300);
+        assert_eq!(lockout_length(&l, 2), 600);
+        assert_eq!(lockout_length(&l, 3), 1200);
+        assert_eq!(lockout_length(&l, 4), 2000);
+        assert_eq!(lockout_length(&l, 400), 2000);
+    }
+}

@@ -1,0 +1,46 @@
+//! Versioned schema. Each migration runs once, in order, inside a
+//! transaction; `PRAGMA user_version` records how far a file has come.
+//! Never edit a shipped migration: add the next one.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE mobiles (
+         user TEXT PRIMARY KEY,
+         e164 TEXT NOT NULL,
+         updated_at INTEGER NOT NULL
+     );
+     CREATE TABLE failures (
+         user TEXT PRIMARY KEY,
+         failures INTEGER NOT NULL DEFAULT 0,
+         window_start INTEGER NOT NULL DEFAULT 0,
+         locked_until INTEGER NOT NULL DEFAULT 0,
+         lockouts INTEGER NOT NULL DEFAULT 0
+     );
+     CREATE TABLE sends (
+         at INTEGER NOT NULL,
+         user TEXT NOT NULL,
+         rhost TEXT,
+         kind TEXT NOT NULL
+     );
+     CREATE INDEX sends_at ON sends(at);
+     CREATE INDEX sends_user ON sends(user, at);
+     CREATE INDEX sends_rhost ON sends(rhost, at);
+     CREATE TABLE backup_codes (
+         user TEXT NOT NULL,
+         id TEXT NOT NULL,
+         hash TEXT NOT NULL,
+         created_at INTEGER NOT NULL,
+         used_at INTEGER,
+         PRIMARY KEY (user, id)
+     );
+     CREATE TABLE opt_outs (
+         user TEXT PRIMARY KEY,
+         at INTEGER NOT NULL
+     );
+     CREATE TABLE successes (
+         user TEXT NOT NULL,
+         context TEXT NOT NULL,
+         at INTEGER NOT NULL,
+         PRIMARY KEY (user, context)
+     );",
+];
