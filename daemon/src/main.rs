@@ -55,18 +55,28 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: smsotp_config::LogLevel) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     // SMSOTPD_LOG (an EnvFilter directive) overrides the config for debugging.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SMSOTPD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // Under systemd the journal stamps each line; a second timestamp is noise.
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_env("SMSOTPD_LOG")
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level.as_str()))
+    };
+    // Under systemd, events go to the journal with their fields as journal
+    // fields (SMSOTP_EVENT=locked, SMSOTP_USER=alice), so auditors can
+    // `journalctl SMSOTP_EVENT=backup_code_used`.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
-    } else {
-        builder.with_ansi(false).init();
+        if let Ok(journald) = tracing_journald::layer() {
+            let journald = journald.with_field_prefix(Some("SMSOTP".into()));
+            tracing_subscriber::registry().with(filter()).with(journald).init();
+            return;
+        }
     }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter())
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }
 
 async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
