@@ -68,7 +68,10 @@ fn init_logging(level: smsotp_config::LogLevel) {
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
             let journald = journald.with_field_prefix(Some("SMSOTP".into()));
-            tracing_subscriber::registry().with(filter()).with(journald).init();
+            tracing_subscriber::registry()
+                .with(filter())
+                .with(journald)
+                .init();
             return;
         }
     }
