@@ -17,8 +17,11 @@
 set -euo pipefail
 
 # System packages: libpam0g-dev links the module; pamtester, openssh-server,
-# sudo and passwd (useradd/chpasswd) are driven by the end-to-end tests.
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server sudo passwd)
+# sudo and passwd (useradd/chpasswd) are driven by the end-to-end tests;
+# openssh-client (ssh, ssh-keygen), login and util-linux (unshare, setpriv)
+# by the sshd/sudo/console tests; dpkg-dev (dpkg-shlibdeps), binutils
+# (strip) and lintian build and check the Debian package.
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -167,6 +170,23 @@ for artefact in target/release/libpam_smsotp.so target/release/smsotpd target/re
     [[ -f "$artefact" ]] || die "expected $artefact after the release build"
     printf '  %-32s %8s bytes\n' "$artefact" "$(stat -c %s "$artefact")"
 done
+
+section "Debian package (packaging/deb/build.sh --lintian)"
+deb_out="$(bounded 600 bash packaging/deb/build.sh --no-build --lintian --out target/deb)"
+SMSOTP_DEB="$(tail -n1 <<<"$deb_out")"
+[[ -f "$SMSOTP_DEB" ]] || die "build.sh did not produce a .deb"
+# tests/tests/deb.rs installs this one instead of building its own.
+export SMSOTP_DEB
+printf '  %-32s %8s bytes\n' "$SMSOTP_DEB" "$(stat -c %s "$SMSOTP_DEB")"
+
+section "shellcheck"
+if command -v shellcheck >/dev/null 2>&1; then
+    bounded 120 shellcheck scripts/*.sh packaging/deb/build.sh packaging/deb/postinst \
+        packaging/deb/prerm packaging/deb/postrm
+    bounded 60 shellcheck -s bash packaging/completions/smsotpd.bash
+else
+    echo "shellcheck not installed; skipped"
+fi
 
 # --- 4. tests -----------------------------------------------------------------
 section "cargo test --workspace"

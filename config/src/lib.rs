@@ -32,7 +32,10 @@ use std::path::Path;
 /// Reads and validates the daemon config at `path`.
 pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
     let text = read_bounded(path)?;
-    parse(path, &text)
+    let mut config = parse(path, &text)?;
+    provider::refuse_readable_inline_secrets(path, &text, &config.providers)?;
+    provider::locate_secrets(path, &text, &mut config.providers);
+    Ok(config)
 }
 
 /// Validates config text; `path` is only used in error messages.

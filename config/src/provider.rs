@@ -1,20 +1,38 @@
 //! `[[provider]]` entries: the raw TOML shape of each provider type and its
-//! validation into [`ProviderConfig`].
+//! validation into [`ProviderConfig`]. One submodule per provider type;
+//! settings they share (timeouts, retries, breaker, TLS, proxy) are in
+//! [`common`], credentials in [`secret`].
 
-use crate::error::Invalid;
-use crate::template::{Template, Var};
+pub mod common;
+mod http;
+mod modem;
+pub mod secret;
+mod twilio;
+mod vonage;
+mod webhook;
+
+pub use common::{HttpTransport, Resilience};
+pub use http::{BodyCheck, ContentType, Header, HttpAuth, HttpConfig, HttpMethod};
+pub use modem::{ModemConfig, ModemSelect};
+pub use secret::{SecretRef, SecretSource};
+pub use twilio::{TwilioAuth, TwilioConfig, TWILIO_API_BASE};
+pub use vonage::{VonageConfig, VONAGE_API_BASE};
+pub use webhook::WebhookConfig;
+
+use crate::error::{ConfigError, Invalid};
 use crate::types::DEFAULT_OUTBOX;
-use crate::validate::{absolute, in_range};
+use crate::validate::absolute;
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
 pub enum ProviderConfig {
     Outbox(OutboxConfig),
     Http(HttpConfig),
+    Twilio(TwilioConfig),
+    Vonage(VonageConfig),
+    Webhook(WebhookConfig),
+    Modem(ModemConfig),
 }
 
 impl ProviderConfig {
@@ -22,7 +40,64 @@ impl ProviderConfig {
         match self {
             ProviderConfig::Outbox(c) => &c.name,
             ProviderConfig::Http(c) => &c.name,
+            ProviderConfig::Twilio(c) => &c.name,
+            ProviderConfig::Vonage(c) => &c.name,
+            ProviderConfig::Webhook(c) => &c.name,
+            ProviderConfig::Modem(c) => &c.name,
         }
+    }
+
+    /// Timeout, retries and breaker. The outbox is a local file: it gets
+    /// the defaults.
+    pub fn resilience(&self) -> Resilience {
+        match self {
+            ProviderConfig::Outbox(_) => Resilience::default(),
+            ProviderConfig::Http(c) => c.resilience,
+            ProviderConfig::Twilio(c) => c.resilience,
+            ProviderConfig::Vonage(c) => c.resilience,
+            ProviderConfig::Webhook(c) => c.resilience,
+            ProviderConfig::Modem(c) => c.resilience,
+        }
+    }
+
+    /// Every credential this provider reads.
+    pub fn secrets(&self) -> Vec<&SecretRef> {
+        match self {
+            ProviderConfig::Outbox(_) | ProviderConfig::Modem(_) => Vec::new(),
+            ProviderConfig::Http(c) => c.auth.iter().map(HttpAuth::secret).collect(),
+            ProviderConfig::Twilio(c) => vec![c.auth.secret()],
+            ProviderConfig::Vonage(c) => vec![&c.api_secret],
+            ProviderConfig::Webhook(c) => vec![&c.secret],
+        }
+    }
+
+    fn secrets_mut(&mut self) -> Vec<&mut SecretRef> {
+        match self {
+            ProviderConfig::Outbox(_) | ProviderConfig::Modem(_) => Vec::new(),
+            ProviderConfig::Http(c) => match &mut c.auth {
+                Some(HttpAuth::Basic { password: s, .. })
+                | Some(HttpAuth::Bearer { token: s })
+                | Some(HttpAuth::ApiKey { key: s, .. }) => vec![s],
+                None => Vec::new(),
+            },
+            ProviderConfig::Twilio(c) => match &mut c.auth {
+                TwilioAuth::AuthToken(s) | TwilioAuth::ApiKey { secret: s, .. } => vec![s],
+            },
+            ProviderConfig::Vonage(c) => vec![&mut c.api_secret],
+            ProviderConfig::Webhook(c) => vec![&mut c.secret],
+        }
+    }
+
+    /// The dotted key of a credential written inline in this entry (the
+    /// `i`th provider), if there is one.
+    pub fn inline_secret_key(&self, i: usize) -> Option<String> {
+        if let ProviderConfig::Http(c) = self {
+            return http::inline_secret(i, c);
+        }
+        self.secrets()
+            .into_iter()
+            .find(|s| s.is_inline())
+            .map(|s| s.key.clone())
     }
 }
 
@@ -32,47 +107,6 @@ pub struct OutboxConfig {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMethod {
-    Get,
-    Post,
-    Put,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContentType {
-    Json,
-    Form,
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpConfig {
-    pub name: String,
-    /// May hold `{{mobile}}`/`{{body}}` (url-encoded when rendered).
-    pub url: Template,
-    pub method: HttpMethod,
-    pub content_type: ContentType,
-    /// `None`: no body (typical with GET and a templated URL).
-    pub payload: Option<Template>,
-    pub headers: Vec<Header>,
-    pub success_codes: Vec<u16>,
-    pub timeout: Duration,
-}
-
-/// A static HTTP header. Values often carry credentials, so `Debug`
-/// shows only the name.
-#[derive(Clone)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
-}
-
-impl fmt::Debug for Header {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Header({}: ***)", self.name)
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawProvider {
@@ -80,149 +114,33 @@ pub enum RawProvider {
         name: Option<String>,
         path: Option<PathBuf>,
     },
-    Http {
-        name: Option<String>,
-        url: String,
-        method: Option<String>,
-        content_type: Option<String>,
-        payload: Option<String>,
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        success_codes: Option<Vec<i64>>,
-        timeout_seconds: Option<i64>,
-    },
+    Http(http::RawHttp),
+    Twilio(twilio::RawTwilio),
+    Vonage(vonage::RawVonage),
+    Webhook(webhook::RawWebhook),
+    Modem(modem::RawModem),
 }
 
 pub(crate) fn validate(i: usize, raw: RawProvider) -> Result<ProviderConfig, Invalid> {
     let key = |k: &str| format!("provider[{i}].{k}");
-    match raw {
-        RawProvider::Outbox { name, path } => Ok(ProviderConfig::Outbox(OutboxConfig {
+    Ok(match raw {
+        RawProvider::Outbox { name, path } => ProviderConfig::Outbox(OutboxConfig {
             name: provider_name(&key("name"), name, "outbox")?,
             path: absolute(&key("path"), path, DEFAULT_OUTBOX)?,
-        })),
-        RawProvider::Http {
-            name,
-            url,
-            method,
-            content_type,
-            payload,
-            headers,
-            success_codes,
-            timeout_seconds,
-        } => {
-            let url_t =
-                Template::parse(&url, &Var::PAYLOAD).map_err(|e| Invalid::new(key("url"), e))?;
-            // Check the URL's shape with harmless stand-ins for the placeholders.
-            let sample = url_t.render(|_, out| out.push('0'));
-            match url::Url::parse(&sample) {
-                Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {
-                    if u.host_str().is_none_or(str::is_empty) {
-                        return Err(Invalid::new(key("url"), "has no host"));
-                    }
-                }
-                Ok(u) => {
-                    return Err(Invalid::new(
-                        key("url"),
-                        format!("scheme must be http or https, not {:?}", u.scheme()),
-                    ))
-                }
-                Err(e) => return Err(Invalid::new(key("url"), format!("is not a URL: {e}"))),
-            }
-            let method = match method.as_deref().map(str::to_ascii_uppercase).as_deref() {
-                None | Some("POST") => HttpMethod::Post,
-                Some("PUT") => HttpMethod::Put,
-                Some("GET") => HttpMethod::Get,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        key("method"),
-                        format!("must be POST, PUT or GET, not {other:?}"),
-                    ))
-                }
-            };
-            let content_type = match content_type
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-            {
-                None | Some("json") => ContentType::Json,
-                Some("form") => ContentType::Form,
-                Some(other) => {
-                    return Err(Invalid::new(
-                        key("content_type"),
-                        format!("must be json or form, not {other:?}"),
-                    ))
-                }
-            };
-            let payload = match payload {
-                Some(p) => Some(
-                    Template::parse(&p, &Var::PAYLOAD)
-                        .map_err(|e| Invalid::new(key("payload"), e))?,
-                ),
-                None => None,
-            };
-            if payload.is_some() && method == HttpMethod::Get {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "a GET request has no body; put {{mobile}} and {{body}} in the url instead",
-                ));
-            }
-            let sends_something =
-                url_t.uses(Var::Body) || payload.as_ref().is_some_and(|p| p.uses(Var::Body));
-            if !sends_something && method != HttpMethod::Get && payload.is_none() {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "is required for POST and PUT, e.g. '{\"to\": {{mobile}}, \"text\": {{body}}}'",
-                ));
-            }
-            if !sends_something {
-                return Err(Invalid::new(
-                    key("payload"),
-                    "neither the url nor the payload uses {{body}}, so the code would never be sent",
-                ));
-            }
-            let success_codes = match success_codes {
-                None => vec![200, 201, 202],
-                Some(v) if v.is_empty() => {
-                    return Err(Invalid::new(
-                        key("success_codes"),
-                        "must list at least one status",
-                    ))
-                }
-                Some(v) => v
-                    .into_iter()
-                    .map(|c| {
-                        if (100..=599).contains(&c) {
-                            Ok(c as u16)
-                        } else {
-                            Err(Invalid::new(
-                                key("success_codes"),
-                                format!("{c} is not an HTTP status (100-599)"),
-                            ))
-                        }
-                    })
-                    .collect::<Result<_, _>>()?,
-            };
-            Ok(ProviderConfig::Http(HttpConfig {
-                name: provider_name(&key("name"), name, "http")?,
-                url: url_t,
-                method,
-                content_type,
-                payload,
-                headers: http_headers(&key("headers"), headers)?,
-                success_codes,
-                timeout: Duration::from_secs(in_range(
-                    &key("timeout_seconds"),
-                    timeout_seconds,
-                    10,
-                    1,
-                    60,
-                )? as u64),
-            }))
-        }
-    }
+        }),
+        RawProvider::Http(r) => ProviderConfig::Http(http::validate(i, r)?),
+        RawProvider::Twilio(r) => ProviderConfig::Twilio(twilio::validate(i, r)?),
+        RawProvider::Vonage(r) => ProviderConfig::Vonage(vonage::validate(i, r)?),
+        RawProvider::Webhook(r) => ProviderConfig::Webhook(webhook::validate(i, r)?),
+        RawProvider::Modem(r) => ProviderConfig::Modem(modem::validate(i, r)?),
+    })
 }
 
-fn provider_name(key: &str, name: Option<String>, default: &str) -> Result<String, Invalid> {
+pub(crate) fn provider_name(
+    key: &str,
+    name: Option<String>,
+    default: &str,
+) -> Result<String, Invalid> {
     let n = name.unwrap_or_else(|| default.to_string());
     if n.is_empty()
         || n.len() > 64
@@ -238,30 +156,67 @@ fn provider_name(key: &str, name: Option<String>, default: &str) -> Result<Strin
     Ok(n)
 }
 
-/// RFC 9110 token characters for names; values must be visible ASCII or
-/// spaces (no CR/LF: header injection).
-fn http_headers(key: &str, raw: BTreeMap<String, String>) -> Result<Vec<Header>, Invalid> {
-    const TCHAR: &str = "!#$%&'*+-.^_`|~";
-    raw.into_iter()
-        .map(|(name, value)| {
-            let k = format!("{key}.{name}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || TCHAR.contains(c))
-            {
-                return Err(Invalid::new(k, "is not a valid HTTP header name"));
-            }
-            if !value
-                .chars()
-                .all(|c| c == ' ' || c == '\t' || c.is_ascii_graphic())
-            {
-                return Err(Invalid::new(
-                    k,
-                    "value may hold only visible ASCII and spaces",
-                ));
-            }
-            Ok(Header { name, value })
-        })
-        .collect()
+/// A credential written inline is only as private as the file holding it:
+/// refuses a config with one that its group or others can read. Called by
+/// [`crate::load`], which knows the file; `parse` (text only) cannot check.
+pub(crate) fn refuse_readable_inline_secrets(
+    path: &Path,
+    text: &str,
+    providers: &[ProviderConfig],
+) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(key) = providers
+        .iter()
+        .enumerate()
+        .find_map(|(i, p)| p.inline_secret_key(i))
+    else {
+        return Ok(());
+    };
+    let mode = std::fs::metadata(path)
+        .map_err(|e| ConfigError::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o044 == 0 {
+        return Ok(());
+    }
+    let short = key.rsplit('.').next().unwrap_or(&key);
+    let instead = if key.contains(".headers.") || key.ends_with(".url") {
+        "move the credential to an `auth` table with a token_file, password_file or key_file"
+            .to_string()
+    } else {
+        format!("move it to {short}_file or {short}_credential")
+    };
+    Err(Invalid::new(
+        key.clone(),
+        format!(
+            "is a credential written inline, but the file is readable by {} (mode {:04o}); \
+             run `chmod 600 {}`, or {instead}",
+            if mode & 0o004 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o7777,
+            path.display()
+        ),
+    )
+    .locate(path, text))
 }
+
+/// Records `FILE:LINE` in every secret reference, so an error reading a
+/// secret file later (at provider build) still points into the config.
+pub(crate) fn locate_secrets(path: &Path, text: &str, providers: &mut [ProviderConfig]) {
+    for p in providers {
+        for s in p.secrets_mut() {
+            let line = crate::locate::line_of_key(text, &s.key);
+            s.origin = Some(match line {
+                Some(l) => format!("{}:{l}", path.display()),
+                None => path.display().to_string(),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "provider/tests.rs"]
+mod tests;

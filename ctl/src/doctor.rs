@@ -216,7 +216,7 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
     }
 
     // Errors first, then warnings, then the rest, stable within each.
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Report::from_findings(findings)
 }
 

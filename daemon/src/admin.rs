@@ -4,7 +4,7 @@
 
 use crate::authz::Peer;
 use crate::backup;
-use crate::providers::Sms;
+use crate::providers::{SendMeta, Sms};
 use crate::state::{Runtime, State};
 use crate::store::{unix_now, StoreError};
 use smsotp_config::Mobile;
@@ -285,12 +285,26 @@ async fn test_sms(
             rt.hostname
         )),
     };
-    match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send(&sms)).await {
-        Ok(Ok((provider, receipt))) => {
-            info!(event = "test_sent", user, to = %mobile, provider, "test message sent");
+    let meta = SendMeta {
+        validity: None,
+        host: Some(rt.hostname.clone()),
+        service: Some("smsotpctl".into()),
+        deadline: Some(tokio::time::Instant::now() + crate::login::SEND_BUDGET),
+    };
+    match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {
+        Ok(Ok(delivery)) => {
+            info!(event = "test_sent", user, to = %mobile, provider = %delivery.provider, "test message sent");
+            // Every try, so an admin sees a failover or a retry happen.
+            let tries: Vec<String> = delivery.attempts.iter().map(|a| a.to_string()).collect();
             Ok(Response::TestSent {
-                provider,
-                detail: receipt.detail,
+                provider: delivery.provider,
+                detail: format!(
+                    "{} ({}, {} segment(s)); tries: {}",
+                    delivery.receipt.detail,
+                    delivery.encoding,
+                    delivery.segments,
+                    tries.join("; ")
+                ),
             })
         }
         Ok(Err(e)) => {

@@ -9,7 +9,7 @@ use crate::authz::{self, Peer};
 use crate::backup;
 use crate::otp::{self, Challenge, Outcome};
 use crate::policy;
-use crate::providers::Sms;
+use crate::providers::{SendMeta, Sms};
 use crate::state::{Runtime, State};
 use crate::store::{unix_now, Attempt, SendDecision, SendKind, SendRequest, StoreError};
 use smsotp_config::{Mobile, NoMobile, ServicePolicy, Var};
@@ -183,7 +183,7 @@ impl Login {
                     Response::AskMobile
                 }
                 NoMobile::Deny if self.policy.hide_unknown_users => {
-                    self.fake_challenge(state, rt).await
+                    self.fake_challenge(state, rt).await?
                 }
                 NoMobile::Deny => {
                     audit!(info, "no_mobile", b, "user has no mobile number; denied");
@@ -312,23 +312,24 @@ impl Login {
             backup_allowed,
             notice,
         });
-        self.challenge_response()
+        self.challenge_response(rt)
     }
 
-    fn challenge_response(&self) -> Response {
+    fn challenge_response(&self, rt: &Runtime) -> Response {
         let Some(a) = &self.active else {
             return bad_request("no challenge");
         };
         let p = a.challenge.policy();
+        let can_resend = a.kind != Kind::BackupOnly && rt.config.resend.enabled;
         Response::Challenge(ChallengeInfo {
             masked_mobile: MaskedMobile::new(&a.masked)
                 .or_else(|| MaskedMobile::new("****"))
                 .unwrap_or_else(|| unreachable!("'****' is a valid mask")),
             expires_in_secs: a.challenge.expires_in(Instant::now()).as_secs(),
-            resends_left: if a.kind == Kind::BackupOnly {
-                0
-            } else {
+            resends_left: if can_resend {
                 a.challenge.resends_left()
+            } else {
+                0
             },
             attempts_left: a.challenge.attempts_left(),
             code_length: p.length,
@@ -345,7 +346,11 @@ impl Login {
 
     /// Unknown user, `hide_unknown_users`: the same prompt and about the
     /// same delay as a real send, and no code that could ever match.
-    async fn fake_challenge(&mut self, state: &Arc<State>, rt: &Runtime) -> Response {
+    async fn fake_challenge(
+        &mut self,
+        state: &Arc<State>,
+        rt: &Runtime,
+    ) -> Result<Response, StoreError> {
         let b = &self.begin;
         audit!(
             info,
@@ -354,6 +359,25 @@ impl Login {
             hidden = true,
             "user has no mobile number; fake challenge"
         );
+        // The send budgets apply as if an SMS went out, or their refusals
+        // would tell real users from unknown ones.
+        let req = SendRequest {
+            user: &b.user,
+            rhost: b.rhost.as_deref(),
+            kind: SendKind::First,
+            budget: &rt.config.send_budget,
+            resend: &rt.config.resend,
+        };
+        if let SendDecision::Refused {
+            reason,
+            retry_after,
+        } = state.store.reserve_send(req, unix_now()).await?
+        {
+            return Ok(Response::SendRefused {
+                reason,
+                retry_after_secs: retry_after,
+            });
+        }
         // The same user always sees the same fake digits.
         let h = state.hasher.hash(&format!("fake-mobile:{}", b.user));
         let digits = format!(
@@ -369,7 +393,7 @@ impl Login {
             rt.config.otp,
             Instant::now(),
         );
-        self.open(rt, Kind::Fake, mobile, challenge, false, None)
+        Ok(self.open(rt, Kind::Fake, mobile, challenge, false, None))
     }
 
     pub async fn verify(&mut self, state: &Arc<State>, code: &str) -> (Response, Next) {
@@ -393,8 +417,7 @@ impl Login {
             && a.kind != Kind::BackupOnly
             && a.challenge.expires_in(Instant::now()).is_zero()
         {
-            let can_resend =
-                a.challenge.resends_left() > 0 && rt.config.resend.enabled && a.kind != Kind::Fake;
+            let can_resend = a.challenge.resends_left() > 0 && rt.config.resend.enabled;
             audit!(info, "expired", b, can_resend, "code expired");
             let next = if can_resend {
                 Next::Continue
@@ -405,32 +428,32 @@ impl Login {
         }
         // The user's budget pays for the guess before it is checked.
         let lockout = rt.config.lockout;
-        if a.kind != Kind::Fake {
-            match state
-                .store
-                .begin_attempt(&b.user, unix_now(), &lockout)
-                .await
-            {
-                Err(e) => return (internal(e), Next::Close),
-                Ok(Attempt::Locked { until }) => {
-                    let secs = (until - unix_now()).max(1) as u64;
-                    audit!(
-                        warn,
-                        "locked",
-                        b,
-                        retry_after_secs = secs,
-                        "guess refused: user is locked"
-                    );
-                    a.challenge.succeed();
-                    return (
-                        Response::Locked {
-                            retry_after_secs: secs,
-                        },
-                        Next::Close,
-                    );
-                }
-                Ok(Attempt::Granted) => {}
+        // Unknown users behind a fake challenge pay too: a budget that only
+        // real users hit would tell an attacker who exists.
+        match state
+            .store
+            .begin_attempt(&b.user, unix_now(), &lockout)
+            .await
+        {
+            Err(e) => return (internal(e), Next::Close),
+            Ok(Attempt::Locked { until }) => {
+                let secs = (until - unix_now()).max(1) as u64;
+                audit!(
+                    warn,
+                    "locked",
+                    b,
+                    retry_after_secs = secs,
+                    "guess refused: user is locked"
+                );
+                a.challenge.succeed();
+                return (
+                    Response::Locked {
+                        retry_after_secs: secs,
+                    },
+                    Next::Close,
+                );
             }
+            Ok(Attempt::Granted) => {}
         }
         let (outcome, method, left) = match backup_input {
             Some((id, secret)) => match check_backup(state, &b.user, &id, &secret).await {
@@ -451,14 +474,12 @@ impl Login {
             ),
         };
         let right = outcome == Outcome::Verified;
-        if a.kind != Kind::Fake {
-            if let Err(e) = state
-                .store
-                .finish_attempt(&b.user, right, unix_now(), &lockout)
-                .await
-            {
-                return (internal(e), Next::Close);
-            }
+        if let Err(e) = state
+            .store
+            .finish_attempt(&b.user, right, unix_now(), &lockout)
+            .await
+        {
+            return (internal(e), Next::Close);
         }
         match outcome {
             Outcome::Verified => {
@@ -576,19 +597,31 @@ impl Login {
                 a.challenge.policy().max_resends
             ));
         }
-        let code = otp::generate(a.challenge.policy());
-        if a.kind == Kind::Fake {
-            tokio::time::sleep(state.typical_send_time()).await;
-            a.challenge.replace(
-                &state.hasher,
-                &format!("{}!", code.as_str()),
-                Instant::now(),
-            );
-            return (self.challenge_response(), Next::Continue);
+        // Another session may have locked the user since this code was sent.
+        match state.store.lock_state(&b.user, unix_now()).await {
+            Err(e) => return (internal(e), Next::Close),
+            Ok(st) => {
+                if let Some(until) = st.locked_until {
+                    a.challenge.succeed();
+                    let secs = (until - unix_now()).max(1) as u64;
+                    audit!(
+                        warn,
+                        "locked",
+                        b,
+                        retry_after_secs = secs,
+                        "resend refused: user is locked"
+                    );
+                    return (
+                        Response::Locked {
+                            retry_after_secs: secs,
+                        },
+                        Next::Close,
+                    );
+                }
+            }
         }
-        let Some(mobile) = a.mobile.clone() else {
-            return refuse("no number to send to".into());
-        };
+        // Fake challenges pay the budget too, or its refusals would tell
+        // real users from unknown ones.
         let req = SendRequest {
             user: &b.user,
             rhost: b.rhost.as_deref(),
@@ -603,20 +636,32 @@ impl Login {
                 retry_after,
             }) => {
                 let reason = match retry_after {
-                    Some(s) => format!("{reason}; try again in {s} s"),
+                    Some(s) => format!("{reason}; try again in {}", human_secs(s)),
                     None => reason,
                 };
                 return refuse(reason);
             }
             Ok(SendDecision::Allowed) => {}
         }
+        let code = otp::generate(a.challenge.policy());
+        if a.kind == Kind::Fake {
+            tokio::time::sleep(state.typical_send_time()).await;
+            a.challenge.replace(
+                &state.hasher,
+                &format!("{}!", code.as_str()),
+                Instant::now(),
+            );
+            return (self.challenge_response(&rt), Next::Continue);
+        }
+        let Some(mobile) = a.mobile.clone() else {
+            return refuse("no number to send to".into());
+        };
         // The old code dies before the new one is sent, whatever happens next.
         a.challenge.replace(&state.hasher, &code, Instant::now());
-        let challenge_snapshot = &a.challenge;
-        if !send_code(state, &rt, &b, &mobile, &code, challenge_snapshot).await {
+        if !send_code(state, &rt, &b, &mobile, &code, &a.challenge).await {
             return (Response::SendFailed, Next::Close);
         }
-        (self.challenge_response(), Next::Continue)
+        (self.challenge_response(&rt), Next::Continue)
     }
 
     pub async fn enroll(&mut self, state: &Arc<State>, typed: &str) -> (Response, Next) {
@@ -745,11 +790,18 @@ async fn send_code(
         body: zeroize::Zeroizing::new(body),
     };
     let started = Instant::now();
-    let sent = tokio::time::timeout(SEND_BUDGET, rt.chain.send(&sms)).await;
+    let meta = SendMeta {
+        validity: Some(challenge.policy().expiry),
+        host: Some(rt.hostname.clone()),
+        service: Some(b.service.clone()),
+        // Retries and backoff stop in time for the answer to reach the module.
+        deadline: Some(tokio::time::Instant::now() + SEND_BUDGET),
+    };
+    let sent = tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await;
     match sent {
-        Ok(Ok((provider, _receipt))) => {
+        Ok(Ok(delivery)) => {
             state.note_send_time(started.elapsed());
-            audit!(info, "code_sent", b, to = %mobile, provider, "code sent");
+            audit!(info, "code_sent", b, to = %mobile, provider = %delivery.provider, tries = delivery.attempts.len(), segments = delivery.segments, encoding = delivery.encoding, "code sent");
             true
         }
         Ok(Err(e)) => {
@@ -760,5 +812,14 @@ async fn send_code(
             audit!(warn, "send_failed", b, to = %mobile, budget_secs = SEND_BUDGET.as_secs(), "providers did not finish within the send budget");
             false
         }
+    }
+}
+
+/// "45 s", "3 min": how the module words waiting times too.
+fn human_secs(secs: u64) -> String {
+    if secs < 60 {
+        format!("{secs} s")
+    } else {
+        format!("{} min", secs.div_ceil(60))
     }
 }

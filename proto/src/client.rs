@@ -6,8 +6,7 @@ use crate::frame::{decode, encode, payload_len, FrameError};
 use crate::message::{ErrorKind, Request, Response};
 use crate::PROTOCOL_VERSION;
 use socket2::{Domain, SockAddr, Socket, Type};
-use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
@@ -45,7 +44,10 @@ impl ClientError {
 }
 
 pub struct Client {
-    stream: UnixStream,
+    /// Writes pass MSG_NOSIGNAL explicitly: inside sshd or sudo a write to
+    /// a closed socket must never raise SIGPIPE in the host process, whose
+    /// disposition is not ours to assume.
+    stream: Socket,
     timeout: Duration,
     server: String,
 }
@@ -73,7 +75,7 @@ impl Client {
         })?;
         socket.set_nonblocking(false).map_err(connect_err)?;
         let mut client = Client {
-            stream: UnixStream::from(std::os::fd::OwnedFd::from(socket)),
+            stream: socket,
             timeout,
             server: String::new(),
         };
@@ -107,7 +109,18 @@ impl Client {
         req.validate()?;
         let deadline = Instant::now() + self.timeout;
         let frame = encode(req)?;
-        self.write_all_by(&frame, deadline)?;
+        if let Err(write_err) = self.write_all_by(&frame, deadline) {
+            // The daemon may have answered and hung up before reading (a
+            // `Busy` refusal at its connection cap). Its answer is still in
+            // our receive buffer and must win over the broken pipe, or a
+            // busy daemon would look unreachable, which failmode=safe
+            // lets through.
+            return self.read_response(deadline).map_err(|_| write_err);
+        }
+        self.read_response(deadline)
+    }
+
+    fn read_response(&mut self, deadline: Instant) -> Result<Response, ClientError> {
         let mut header = [0u8; 4];
         self.read_exact_by(&mut header, deadline)?;
         let mut payload = Zeroizing::new(vec![0u8; payload_len(header)?]);
@@ -130,7 +143,7 @@ impl Client {
             self.stream
                 .set_write_timeout(Some(left))
                 .map_err(FrameError::Io)?;
-            match self.stream.write(buf) {
+            match self.stream.send_with_flags(buf, libc::MSG_NOSIGNAL) {
                 Ok(0) => return Err(FrameError::Closed.into()),
                 Ok(n) => buf = &buf[n..],
                 Err(e) => self.io_error(e)?,
@@ -145,7 +158,7 @@ impl Client {
             self.stream
                 .set_read_timeout(Some(left))
                 .map_err(FrameError::Io)?;
-            match self.stream.read(buf) {
+            match (&self.stream).read(buf) {
                 Ok(0) => return Err(FrameError::Closed.into()),
                 Ok(n) => buf = &mut buf[n..],
                 Err(e) => self.io_error(e)?,

@@ -179,6 +179,9 @@ impl DaemonBuilder {
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let config = dir.path().join("smsotpd.toml");
         fs::write(&config, self.config_text(dir.path())).expect("write config");
+        // As an admin keeps it: the daemon refuses inline secrets in a
+        // config others can read.
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod config");
         fs::write(dir.path().join("users.toml"), self.users_text()).expect("write users");
         let mut daemon = Daemon {
             dir,

@@ -12,13 +12,20 @@
 //! and the permission tests switch to an unprivileged uid. [`require_root`]
 //! says so clearly.
 
+pub mod chaos;
+pub mod ctl;
 pub mod daemon;
 pub mod flows;
 pub mod http_capture;
 pub mod libpam;
+pub mod nsetc;
 pub mod outbox;
 pub mod pamd;
 pub mod paths;
+pub mod policy_kit;
+pub mod pty;
+pub mod session;
+pub mod sshd;
 pub mod users;
 pub mod wire;
 

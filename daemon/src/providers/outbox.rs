@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
+#[derive(Debug)]
 pub struct Outbox {
     name: String,
     path: PathBuf,
@@ -83,6 +84,7 @@ impl Outbox {
         .await;
         match result {
             Ok(Ok(())) => Ok(Receipt {
+                id: None,
                 detail: format!("appended to {}", self.path.display()),
             }),
             Ok(Err(e)) => Err(classify(&self.path, e)),
@@ -99,7 +101,7 @@ impl SmsProvider for Outbox {
         &self.name
     }
 
-    fn send<'a>(&'a self, sms: &'a Sms) -> SendFuture<'a> {
+    fn send<'a>(&'a self, sms: &'a Sms, _meta: &'a super::SendMeta) -> SendFuture<'a> {
         Box::pin(self.append(sms))
     }
 }
@@ -225,9 +227,14 @@ mod tests {
         let ob = outbox_at(&path);
         assert_eq!(ob.name(), "box");
         let body = "Code 123456 \"quoted\" \\ back\nslash ✓";
-        let r = ob.send(&sms("+15551234567", body)).await.unwrap();
+        let r = ob
+            .send(&sms("+15551234567", body), &Default::default())
+            .await
+            .unwrap();
         assert!(r.detail.contains("outbox.jsonl"), "{}", r.detail);
-        ob.send(&sms("+4915112345678", "second")).await.unwrap();
+        ob.send(&sms("+4915112345678", "second"), &Default::default())
+            .await
+            .unwrap();
 
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -260,7 +267,9 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400 | 0o200)).unwrap();
         let ob = outbox_at(&path);
-        ob.send(&sms("+15551234567", "x")).await.unwrap();
+        ob.send(&sms("+15551234567", "x"), &Default::default())
+            .await
+            .unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
     }
@@ -276,7 +285,9 @@ mod tests {
             let ob = ob.clone();
             tasks.push(tokio::spawn(async move {
                 let body = format!("{i:02}:{}", "x".repeat(4000));
-                ob.send(&sms("+15551234567", &body)).await.unwrap();
+                ob.send(&sms("+15551234567", &body), &Default::default())
+                    .await
+                    .unwrap();
             }));
         }
         for t in tasks {
@@ -301,7 +312,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("nope").join("outbox.jsonl");
         let ob = outbox_at(&path);
-        match ob.send(&sms("+15551234567", "secret-code-42")).await {
+        match ob
+            .send(&sms("+15551234567", "secret-code-42"), &Default::default())
+            .await
+        {
             Err(ProviderError::Permanent(m)) => {
                 assert!(m.contains(&path.display().to_string()), "{m}");
                 assert!(m.contains("directory"), "{m}");
@@ -319,7 +333,10 @@ mod tests {
         let path = dir.path().join("outbox.jsonl");
         std::os::unix::fs::symlink(&target, &path).unwrap();
         let ob = outbox_at(&path);
-        match ob.send(&sms("+15551234567", "x")).await {
+        match ob
+            .send(&sms("+15551234567", "x"), &Default::default())
+            .await
+        {
             Err(ProviderError::Permanent(m)) => assert!(m.contains("symbolic link"), "{m}"),
             other => panic!("expected Permanent, got {other:?}"),
         }
@@ -331,7 +348,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ob = outbox_at(dir.path());
         assert!(matches!(
-            ob.send(&sms("+15551234567", "x")).await,
+            ob.send(&sms("+15551234567", "x"), &Default::default())
+                .await,
             Err(ProviderError::Permanent(_))
         ));
     }
@@ -349,7 +367,9 @@ mod tests {
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o500)).unwrap();
         let path = sub.join("outbox.jsonl");
         let ob = outbox_at(&path);
-        let r = ob.send(&sms("+15551234567", "x")).await;
+        let r = ob
+            .send(&sms("+15551234567", "x"), &Default::default())
+            .await;
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
         match r {
             Err(ProviderError::Permanent(m)) => assert!(m.contains("ro/outbox.jsonl"), "{m}"),

@@ -1,0 +1,252 @@
+//! What every HTTP provider does with an answer: read a bounded body,
+//! turn a status or a transport error into a [`ProviderError`], and make
+//! any text from outside safe for a log line (no number, code, credential,
+//! control or bidi characters; bounded length).
+
+use super::{ProviderError, Sms};
+use reqwest::header::{HeaderMap, HeaderValue, RETRY_AFTER};
+use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
+
+/// The most of a response body we read: enough for any gateway's JSON,
+/// bounded so a hostile or broken endpoint cannot make us buffer without
+/// limit.
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+/// How much of a body goes into an error message.
+pub(crate) const MAX_SNIPPET: usize = 200;
+
+/// Strings that must not reach a log, with what replaces them.
+pub(crate) struct Scrubber {
+    /// Longest first, so a URL is replaced whole before the number in it.
+    items: Vec<(String, String)>,
+}
+
+impl Scrubber {
+    /// The number and the message in the forms a gateway might echo them
+    /// (plain, form-encoded, JSON-escaped, digits only).
+    pub(crate) fn for_sms(sms: &Sms) -> Self {
+        let masked = sms.to.masked(4);
+        let mut s = Scrubber { items: Vec::new() };
+        s.add(sms.to.e164(), &masked);
+        s.add(sms.to.digits(), &masked);
+        s.add(
+            &form_urlencoded::byte_serialize(sms.to.e164().as_bytes()).collect::<String>(),
+            &masked,
+        );
+        s.add(&sms.body, "<message>");
+        s.add(
+            &form_urlencoded::byte_serialize(sms.body.as_bytes()).collect::<String>(),
+            "<message>",
+        );
+        let json = serde_json::Value::String(sms.body.to_string()).to_string();
+        s.add(json.trim_matches('"'), "<message>");
+        s
+    }
+
+    pub(crate) fn add(&mut self, secret: &str, replacement: &str) {
+        // Very short strings (a test body of "x") would blank out ordinary
+        // words; real numbers, messages and credentials are far longer.
+        if secret.len() >= 4 {
+            self.items
+                .push((secret.to_string(), replacement.to_string()));
+            self.items.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
+        }
+    }
+
+    pub(crate) fn scrub(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for (secret, replacement) in &self.items {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), replacement);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Scrubber {
+    fn drop(&mut self) {
+        for (s, _) in &mut self.items {
+            s.zeroize();
+        }
+    }
+}
+
+/// `Basic base64(user:secret)`, marked sensitive (kept out of reqwest's
+/// `Debug`), with the encoded credential for the scrubber: a gateway that
+/// echoes request headers back must not put the token in our logs in
+/// base64 either.
+pub(crate) fn basic_auth(user: &str, secret: &str) -> (HeaderValue, Zeroizing<String>) {
+    use base64::Engine;
+    let encoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}")),
+    );
+    let mut value = HeaderValue::from_str(&format!("Basic {}", *encoded))
+        .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+    value.set_sensitive(true);
+    (value, encoded)
+}
+
+/// Reads at most `limit` bytes of the body; an error or the overall
+/// timeout just ends the read with what arrived.
+pub(crate) async fn read_bounded(mut response: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(limit - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    buf
+}
+
+/// A log-safe excerpt of outside text: secrets scrubbed first (so a cut
+/// cannot leave half a number), control and bidi characters removed (no
+/// forged log lines), whitespace collapsed, then at most 200 bytes.
+pub(crate) fn snippet(body: &[u8], scrubber: &Scrubber) -> String {
+    let text = scrubber.scrub(&String::from_utf8_lossy(body));
+    let cleaned: String = text
+        .chars()
+        .map(|c| {
+            if c.is_control() || is_bidi_or_invisible(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let mut out = cleaned.split_whitespace().collect::<Vec<_>>().join(" ");
+    if out.len() > MAX_SNIPPET {
+        let mut cut = MAX_SNIPPET;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
+    out
+}
+
+fn is_bidi_or_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `e: cause: cause`, skipping a cause that repeats its parent's text.
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is rare from APIs and
+/// not worth a date parser), capped at an hour.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    let secs: u64 = v.parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
+}
+
+/// The usual meaning of an HTTP failure status: 429 slow down, 5xx and
+/// 408 temporary, every other status permanent.
+pub(crate) fn classify_status(status: u16, headers: &HeaderMap, message: String) -> ProviderError {
+    match status {
+        429 => ProviderError::RateLimited {
+            message,
+            retry_after: retry_after(headers),
+        },
+        408 | 500..=599 => ProviderError::Retryable(message),
+        _ => ProviderError::Permanent(message),
+    }
+}
+
+/// No response at all: a refused or reset connection, a TLS failure, a
+/// timeout. All are worth another try (here or with the next provider),
+/// except a request we could not even build.
+pub(crate) fn transport_error(
+    provider: &str,
+    endpoint: &str,
+    e: reqwest::Error,
+    scrubber: &Scrubber,
+) -> ProviderError {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let permanent = e.is_builder();
+    // reqwest's own Display includes the full URL; without_url() drops
+    // it, and the scrub catches it should a cause repeat it.
+    let cause = error_chain(&e.without_url());
+    let msg = scrubber.scrub(&format!("{provider}: {what} ({endpoint}): {cause}"));
+    if permanent {
+        ProviderError::Permanent(msg)
+    } else {
+        ProviderError::Retryable(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smsotp_config::Mobile;
+    use zeroize::Zeroizing;
+
+    #[test]
+    fn snippet_is_bounded_clean_and_scrubbed() {
+        let s = Sms {
+            to: Mobile::parse("+15551234567").unwrap(),
+            body: Zeroizing::new("Your code is 918273".into()),
+        };
+        let mut scrubber = Scrubber::for_sms(&s);
+        scrubber.add("http://h/x?key=SECRETKEY", "<url>");
+        scrubber.add("SECRETKEY", "***");
+        let body = format!(
+            "err\x1b[31m\r\nfake log line\u{202E} for +15551234567 msg Your code is 918273 key=SECRETKEY {}",
+            "y".repeat(1000)
+        );
+        let out = snippet(body.as_bytes(), &scrubber);
+        assert!(out.len() <= MAX_SNIPPET + 3, "{}", out.len());
+        assert!(!out.chars().any(|c| c.is_control()), "{out:?}");
+        assert!(!out.contains('\u{202E}'));
+        assert!(!out.contains("5551234567"), "{out}");
+        assert!(!out.contains("918273"), "{out}");
+        assert!(!out.contains("SECRETKEY"), "{out}");
+        assert!(out.contains("*******4567"), "{out}");
+        assert!(out.starts_with("err [31m fake log line for"), "{out}");
+        // Multi-byte text is cut on a character boundary.
+        let out = snippet("é".repeat(300).as_bytes(), &scrubber);
+        assert!(out.ends_with("..."));
+    }
+
+    #[test]
+    fn statuses_classify() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(
+            classify_status(429, &h, "m".into()),
+            ProviderError::RateLimited {
+                message: "m".into(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(classify_status(503, &h, "m".into()).is_retryable());
+        assert!(!classify_status(401, &h, "m".into()).is_retryable());
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Reads a provider credential from where the config says it is. The
+//! value goes into a wiped-on-drop buffer and is never part of an error.
+
+use super::ProviderError;
+use smsotp_config::provider::{SecretRef, SecretSource};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Tokens and keys are short; a larger file is a wrong path (a log, a
+/// certificate bundle), not a credential.
+const MAX_SECRET_BYTES: u64 = 16 * 1024;
+
+pub(crate) fn read(secret: &SecretRef) -> Result<Zeroizing<String>, ProviderError> {
+    let path = match &secret.source {
+        SecretSource::Inline(v) => return Ok(Zeroizing::new(v.expose().to_string())),
+        SecretSource::File(p) => p.clone(),
+        SecretSource::Credential(name) => credential_path(secret, name)?,
+    };
+    read_file(secret, &path)
+}
+
+fn credential_path(secret: &SecretRef, name: &str) -> Result<PathBuf, ProviderError> {
+    match std::env::var_os("CREDENTIALS_DIRECTORY") {
+        Some(dir) if !dir.is_empty() => Ok(Path::new(&dir).join(name)),
+        _ => Err(ProviderError::Config(format!(
+            "{}: $CREDENTIALS_DIRECTORY is not set; add LoadCredential={name}:/path/to/file \
+             to the smsotpd unit, or use a *_file key",
+            secret.location()
+        ))),
+    }
+}
+
+fn read_file(secret: &SecretRef, path: &Path) -> Result<Zeroizing<String>, ProviderError> {
+    let fail = |what: String| {
+        ProviderError::Config(format!("{}: {} {what}", secret.location(), path.display()))
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot be read: {e}")))?;
+    if !meta.is_file() {
+        return Err(fail("is not a regular file".into()));
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o044 != 0 {
+        return Err(fail(format!(
+            "is readable by {} (mode {:04o}); run `chmod 600` on it",
+            if mode & 0o004 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            },
+            mode & 0o7777
+        )));
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_SECRET_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot be read: {e}")))?;
+    if bytes.len() as u64 > MAX_SECRET_BYTES {
+        return Err(fail(format!(
+            "is larger than {MAX_SECRET_BYTES} bytes; it should hold only the secret"
+        )));
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Err(fail("is not UTF-8 text".into()));
+    };
+    // `echo TOKEN > file` adds a newline; editors may add one too.
+    let value = text.trim_end_matches(['\n', '\r']);
+    if value.is_empty() {
+        return Err(fail("is empty".into()));
+    }
+    // The value goes into HTTP headers and form fields: no line breaks.
+    if value.chars().any(char::is_control) {
+        return Err(fail(
+            "holds control characters or more than one line; it should hold only the secret".into(),
+        ));
+    }
+    Ok(Zeroizing::new(value.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn file_ref(path: &Path) -> SecretRef {
+        SecretRef {
+            key: "provider[0].auth_token_file".into(),
+            source: SecretSource::File(path.to_path_buf()),
+            origin: Some("/etc/smsotp/smsotpd.toml:7".into()),
+        }
+    }
+
+    #[test]
+    fn reads_a_private_file_without_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        fs::write(&p, "s3cr3t-value\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read(&file_ref(&p)).unwrap().as_str(), "s3cr3t-value");
+    }
+
+    #[test]
+    fn refuses_readable_empty_multiline_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        fs::write(&p, "s3cr3t-value\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        let e = read(&file_ref(&p)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/etc/smsotp/smsotpd.toml:7: provider[0].auth_token_file: "),
+            "{e}"
+        );
+        assert!(e.contains("readable by its group (mode 0640)"), "{e}");
+        assert!(!e.contains("s3cr3t"), "{e}");
+
+        fs::write(&p, "a\nb\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read(&file_ref(&p)).unwrap_err().to_string();
+        assert!(e.contains("more than one line"), "{e}");
+
+        fs::write(&p, "\n").unwrap();
+        assert!(read(&file_ref(&p))
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
+
+        let e = read(&file_ref(&dir.path().join("nope")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot be read"), "{e}");
+    }
+}
