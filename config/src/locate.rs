@@ -11,13 +11,31 @@ use toml_edit::{Document, Item, Table, Value};
 pub(crate) fn from_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
         let span = e.span();
+        let message = e.message().trim().to_string();
+        let mut line = span.as_ref().map(|s| line_at(text, s.start));
+        let mut key = span.and_then(|s| key_at(text, s.start));
+        // Tagged tables (`[[provider]]`) are buffered by serde, so their
+        // errors point at the whole table. For an unknown key the message
+        // names it: find it inside that table.
+        if let (Some(table), Some(field)) = (&key, unknown_field(&message)) {
+            let candidate = format!("{table}.{field}");
+            if let Some(l) = line_of_key(text, &candidate).filter(|l| Some(*l) != line) {
+                line = Some(l);
+                key = Some(candidate);
+            }
+        }
         ConfigError {
             file: path.to_path_buf(),
-            line: span.as_ref().map(|s| line_at(text, s.start)),
-            key: span.and_then(|s| key_at(text, s.start)),
-            message: e.message().trim().to_string(),
+            line,
+            key,
+            message,
         }
     })
+}
+
+/// `unknown field `colour`, expected ...` -> `colour`.
+fn unknown_field(message: &str) -> Option<&str> {
+    message.strip_prefix("unknown field `")?.split('`').next()
 }
 
 /// 1-based line of a byte offset.
@@ -105,7 +123,7 @@ fn find_in_table(table: &Table, offset: usize, path: &mut Vec<String>) -> bool {
             Item::ArrayOfTables(a) => {
                 for (i, t) in a.iter().enumerate() {
                     path.push(format!("{key}[{i}]"));
-                    if find_in_table(t, offset, path) {
+                    if find_in_table(t, offset, path) || covers(t.span(), offset) {
                         return true;
                     }
                     path.pop();

@@ -184,3 +184,16 @@ fn policy_errors_name_line_and_key() {
         "{e}"
     );
 }
+
+#[test]
+fn unknown_key_inside_a_provider_table_is_found() {
+    // serde buffers tagged tables, so toml's own span covers the whole
+    // [[provider]]; the key must still be named with its own line.
+    let e = err("socket = \"/x\"\n\n[[provider]]\ntype = \"outbox\"\npath = \"/tmp/o\"\ncolour = \"blue\"\n");
+    assert!(
+        e.starts_with("/etc/smsotp/smsotpd.toml:6: provider[0].colour: unknown field `colour`"),
+        "{e}"
+    );
+    let e = err("[[provider]]\ntype = \"outbox\"\npath = \"/a\"\n\n[[provider]]\ntype = \"outbox\"\nname = \"b\"\npath = \"/b\"\nsize = 3\n");
+    assert!(e.contains(":9: provider[1].size: unknown field"), "{e}");
+}
