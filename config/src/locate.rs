@@ -18,8 +18,7 @@ pub(crate) fn from_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<
         // errors point at the whole table. For an unknown key the message
         // names it: find it inside that table.
         if let (Some(table), Some(field)) = (&key, unknown_field(&message)) {
-            let candidate = format!("{table}.{field}");
-            if let Some(l) = line_of_key(text, &candidate).filter(|l| Some(*l) != line) {
+            if let Some((l, candidate)) = find_unknown_field(text, table, field) {
                 line = Some(l);
                 key = Some(candidate);
             }
@@ -50,43 +49,73 @@ pub(crate) fn line_at(text: &str, offset: usize) -> usize {
 /// The line where the key path (`otp.length`, `provider[1].url`) is written.
 /// Falls back to the nearest written parent when the key itself is absent.
 pub(crate) fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    locate_key(text, path).map(|(line, _)| line)
+}
+
+/// The line of `path` and whether the key itself was found (rather than
+/// only a parent).
+fn locate_key(text: &str, path: &str) -> Option<(usize, bool)> {
     let doc = Document::parse(text).ok()?;
     let segments: Vec<&str> = path.split('.').collect();
     let mut best = None;
-    walk(doc.as_table(), &segments, &mut best);
-    best.map(|r| line_at(text, r.start))
+    let exact = walk(doc.as_table(), &segments, &mut best);
+    best.map(|r| (line_at(text, r.start), exact))
 }
 
-fn walk(table: &Table, segments: &[&str], best: &mut Option<Range<usize>>) {
+/// Follows `segments` down from `table`, leaving the span of the deepest
+/// key reached in `best`. True when every segment was found.
+fn walk(table: &Table, segments: &[&str], best: &mut Option<Range<usize>>) -> bool {
     let Some((segment, rest)) = segments.split_first() else {
-        return;
+        return true;
     };
     let (name, index) = split_index(segment);
     let Some((key, item)) = table.get_key_value(name) else {
-        return;
+        return false;
     };
     if let Some(span) = key.span() {
         *best = Some(span);
     }
     match (item, index) {
-        (Item::ArrayOfTables(array), Some(i)) => {
-            if let Some(t) = array.get(i) {
+        (Item::ArrayOfTables(array), Some(i)) => match array.get(i) {
+            Some(t) => {
                 if let Some(span) = t.span() {
                     *best = Some(span);
                 }
-                walk(t, rest, best);
+                walk(t, rest, best)
             }
-        }
+            None => false,
+        },
         (Item::Table(t), None) => walk(t, rest, best),
-        (Item::Value(Value::InlineTable(t)), None) => {
-            if let Some((k, v)) = rest.first().and_then(|n| t.get_key_value(n)) {
-                if let Some(span) = k.span().or_else(|| v.span()) {
-                    *best = Some(span);
+        (Item::Value(Value::InlineTable(t)), None) => match rest {
+            [] => true,
+            [name] => match t.get_key_value(name) {
+                Some((k, v)) => {
+                    if let Some(span) = k.span().or_else(|| v.span()) {
+                        *best = Some(span);
+                    }
+                    true
                 }
-            }
-        }
-        _ => {}
+                None => false,
+            },
+            _ => false,
+        },
+        (_, None) => rest.is_empty(),
+        _ => false,
     }
+}
+
+/// For an unknown `field` reported against a table of an array of tables
+/// (`provider[0]`), the first table of that array that holds the field.
+fn find_unknown_field(text: &str, table: &str, field: &str) -> Option<(usize, String)> {
+    let (array, _) = split_index(table);
+    // A config has a handful of providers; the bound keeps a hostile file cheap.
+    (0..256).find_map(|i| {
+        let candidate = format!("{array}[{i}].{field}");
+        match locate_key(text, &candidate) {
+            Some((line, true)) => Some((line, candidate)),
+            _ => None,
+        }
+    })
 }
 
 fn split_index(segment: &str) -> (&str, Option<usize>) {
