@@ -15,6 +15,7 @@
 pub mod chaos;
 pub mod ctl;
 pub mod daemon;
+pub mod faultkit;
 pub mod flows;
 pub mod http_capture;
 pub mod libpam;

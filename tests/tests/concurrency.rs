@@ -513,6 +513,13 @@ fn a_full_daemon_never_lets_failmode_safe_through() {
             .or_insert(0) += 1;
     }
     eprintln!("20 logins against a full daemon, failmode=safe: {results:#?}");
+    // The daemon was up and refused each one as busy: none of them met a
+    // daemon that "cannot be reached".
+    let refusals = d
+        .log()
+        .matches("connection limit reached; refusing")
+        .count();
+    assert!(refusals >= 20, "only {refusals} busy refusals logged");
     assert_eq!(
         results.keys().map(|(c, _)| *c).collect::<Vec<_>>(),
         ["PAM_AUTHINFO_UNAVAIL"],

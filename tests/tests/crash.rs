@@ -160,7 +160,8 @@ fn kill_9_during_backup_code_use_loses_nothing_and_spends_nothing_twice() {
         let count = Ctl::new(&d.socket()).run(&["--json", "backup-codes", "count", &user]);
         let before_probes = count.expect_code(0).json()["backup_codes_left"]
             .as_u64()
-            .unwrap_or_else(|| panic!("{when}: no count: {count:?}")) as u32;
+            .unwrap_or_else(|| panic!("{when}: no count: {count:?}"))
+            as u32;
         let (mut verified, mut lost) = (0u32, 0u32);
         for code in &batch {
             let uses: Vec<BackupUse> = results

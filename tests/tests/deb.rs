@@ -312,10 +312,12 @@ fn deb_install_use_remove_purge() {
             && l.contains("pam_smsotp.so")),
         "{common_auth}"
     );
-    pamd.write("common-auth", &common_auth);
+    // The stack inline: Linux-PAM 1.5.2 resolves `@include` against
+    // /etc/pam.d even under pam_start_confdir, which would read the host's
+    // common-auth (without the module) instead of this one.
     pamd.write(
         "deb-common",
-        "@include common-auth\naccount required pam_permit.so\n",
+        &format!("{common_auth}\naccount required pam_permit.so\n"),
     );
     let sent_before = outbox.count();
     let outcome = libpam::authenticate("deb-common", &user.name, pamd.path(), |p| {

@@ -155,20 +155,22 @@ impl Store for SqliteStore {
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
         let user = user.to_string();
+        let lockout = *lockout;
         let (max, window) = (
             i64::from(lockout.max_failures),
             lockout.window.as_secs() as i64,
         );
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(i64, i64, i64)> = tx
+            let row: Option<(i64, i64, i64, i64)> = tx
                 .query_row(
-                    "SELECT failures, window_start, locked_until FROM failures WHERE user = ?1",
+                    "SELECT failures, window_start, locked_until, lockouts FROM failures WHERE user = ?1",
                     [&user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
                 )
                 .optional()?;
-            let (mut failures, mut window_start, locked_until) = row.unwrap_or((0, now, 0));
+            let (mut failures, mut window_start, locked_until, lockouts) =
+                row.unwrap_or((0, now, 0, 0));
             if locked_until > now {
                 return Ok(Attempt::Locked { until: locked_until });
             }
@@ -177,10 +179,20 @@ impl Store for SqliteStore {
                 window_start = now;
             }
             if failures >= max {
-                // Guesses still in flight hold the whole budget.
-                return Ok(Attempt::Locked {
-                    until: window_start + window,
-                });
+                // The budget is spent and no lock was set: guesses still in
+                // flight, or a crash between charging a guess and judging
+                // it. Either way this is the lockout; setting it here (and
+                // clearing the count, so the in-flight guesses do not lock
+                // a second time) keeps the escalation and a crash from
+                // shortening it.
+                let nth = (lockouts + 1).clamp(1, i64::from(u32::MAX)) as u32;
+                let until = now.saturating_add(lockout_length(&lockout, nth) as i64);
+                tx.execute(
+                    "UPDATE failures SET failures = 0, window_start = ?2, locked_until = ?3, lockouts = ?4 WHERE user = ?1",
+                    params![user, now, until, i64::from(nth)],
+                )?;
+                tx.commit()?;
+                return Ok(Attempt::Locked { until });
             }
             tx.execute(
                 "INSERT INTO failures(user, failures, window_start) VALUES (?1, ?2, ?3)
@@ -510,6 +522,29 @@ mod tests {
             s.begin_attempt("a", 202, &l).await.unwrap(),
             Attempt::Granted
         );
+    }
+
+    #[tokio::test]
+    async fn a_spent_budget_without_a_lock_becomes_the_lockout() {
+        // A crash between charging guesses and judging them leaves the
+        // count at the budget with no lock: the next guess sets the lock,
+        // with its escalation, and in-flight wrongs do not lock again.
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let l = lockout();
+        for _ in 0..3 {
+            assert_eq!(
+                s.begin_attempt("a", 100, &l).await.unwrap(),
+                Attempt::Granted
+            );
+        }
+        assert_eq!(
+            s.begin_attempt("a", 110, &l).await.unwrap(),
+            Attempt::Locked { until: 170 }
+        );
+        s.finish_attempt("a", false, 111, &l).await.unwrap();
+        let st = s.lock_state("a", 112).await.unwrap();
+        assert_eq!((st.locked_until, st.lockouts), (Some(170), 1));
     }
 
     #[tokio::test]
