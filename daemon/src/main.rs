@@ -40,6 +40,14 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    // Before any thread exists: reading LISTEN_FDS unsets the variables.
+    let activated = match activated_listener() {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("smsotpd: socket activation: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_logging(runtime.config.log_level);
     let tokio = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,7 +59,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tokio.block_on(serve(args.config, runtime))
+    tokio.block_on(serve(args.config, runtime, activated))
 }
 
 fn init_logging(level: smsotp_config::LogLevel) {
@@ -82,12 +90,31 @@ fn init_logging(level: smsotp_config::LogLevel) {
         .init();
 }
 
-async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
+async fn serve(
+    config_path: PathBuf,
+    runtime: Runtime,
+    activated: Option<std::os::unix::net::UnixListener>,
+) -> ExitCode {
     // reqwest is built without a default TLS backend; pick ring once here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let socket = runtime.config.socket.clone();
     let max_connections = runtime.config.max_connections;
-    let listener = match listener::bind(&socket) {
+    // Open the store first: without its state the daemon cannot enforce
+    // budgets or spend backup codes once, so it refuses to serve at all
+    // rather than serve loosely.
+    let store = match SqliteStore::open(&runtime.config.store) {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot open the state store");
+            return ExitCode::FAILURE;
+        }
+    };
+    let from_systemd = activated.is_some();
+    let bound = match activated {
+        Some(l) => tokio::net::UnixListener::from_std(l),
+        None => listener::bind(&socket),
+    };
+    let listener = match bound {
         Ok(l) => l,
         Err(e) => {
             error!(socket = %socket.display(), error = %e, "cannot listen");
@@ -96,21 +123,12 @@ async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
     };
     info!(
         socket = %socket.display(),
+        socket_activated = from_systemd,
         users = runtime.users.len(),
         providers = %runtime.chain.names().join(","),
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    let store = match SqliteStore::open(&runtime.config.store) {
-        Ok(s) => s,
-        Err(e) => {
-            // Without its state the daemon cannot enforce budgets or spend
-            // backup codes once: refuse to serve rather than serve loosely.
-            error!(error = %e, "cannot open the state store");
-            let _ = std::fs::remove_file(&socket);
-            return ExitCode::FAILURE;
-        }
-    };
     let state = State::new(config_path, runtime, Arc::new(store));
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
@@ -134,7 +152,10 @@ async fn serve(config_path: PathBuf, runtime: Runtime) -> ExitCode {
     };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     server::run(listener, state, max_connections, shutdown).await;
-    let _ = std::fs::remove_file(&socket);
+    // A socket systemd made is systemd's to remove.
+    if !from_systemd {
+        let _ = std::fs::remove_file(&socket);
+    }
     info!("stopped");
     ExitCode::SUCCESS
 }
@@ -152,4 +173,20 @@ fn reload(state: &State) {
         Err(e) => error!(error = %e, "reload failed; keeping the previous configuration"),
     }
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+}
+
+/// systemd socket activation (`smsotpd.socket`): the first passed fd, when
+/// LISTEN_PID names this process. The unit owns the socket's path and mode.
+fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixListener>> {
+    use std::os::fd::FromRawFd;
+    let Some(fd) = sd_notify::listen_fds()?.next() else {
+        return Ok(None);
+    };
+    // SAFETY: systemd hands this process ownership of the fds it passes,
+    // starting at 3; nothing else in the process has touched fd 3 yet.
+    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+    // Fails unless fd 3 really is a listening Unix stream socket.
+    listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    Ok(Some(listener))
 }

@@ -35,7 +35,9 @@ fn busy_refusal_wins_over_broken_pipe_and_no_sigpipe() {
         }
     });
     for round in 0..ROUNDS {
-        let err = Client::connect(&path, Duration::from_secs(5), "t").err().unwrap();
+        let err = Client::connect(&path, Duration::from_secs(5), "t")
+            .err()
+            .unwrap();
         assert!(
             matches!(&err, ClientError::Refused(m) if m == "busy"),
             "round {round}: {err}"

@@ -197,9 +197,12 @@ impl Pty {
             let _ = self.pump(Duration::from_millis(50));
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
-                    // Drain what is left in the pty buffer.
-                    while self.pump(Duration::from_millis(50)) && !self.eof {
-                        if Instant::now() >= deadline {
+                    // Drain what is left in the pty buffer: until EOF, or
+                    // until nothing more arrives for 50 ms.
+                    loop {
+                        let before = self.output.len();
+                        let open = self.pump(Duration::from_millis(50));
+                        if !open || self.output.len() == before || Instant::now() >= deadline {
                             break;
                         }
                     }

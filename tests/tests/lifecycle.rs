@@ -131,3 +131,68 @@ fn check_config_validates_without_starting() {
         "{err}"
     );
 }
+
+#[test]
+fn socket_activation_serves_the_inherited_socket_and_leaves_it() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("activated.sock");
+    let users = dir.path().join("users.toml");
+    std::fs::write(&users, "[users]\n").unwrap();
+    let config = dir.path().join("smsotpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {sock:?}\nusers_file = {users:?}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
+            dir.path().join("state.db"),
+            dir.path().join("outbox.jsonl")
+        ),
+    )
+    .unwrap();
+    // What systemd does for smsotpd.socket: bind, listen, pass as fd 3.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let fd = listener.as_raw_fd();
+    let mut cmd = std::process::Command::new("/bin/sh");
+    // LISTEN_PID must be the daemon's own pid: sh exports its pid, then
+    // execs the daemon in the same process.
+    cmd.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
+        .arg(paths::smsotpd())
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only async-signal-safe calls (dup2).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(listener);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let server = loop {
+        match Client::connect(&sock, Duration::from_millis(500), "activation") {
+            Ok(c) => break c.server().to_string(),
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "activated daemon never answered: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!(server.starts_with("smsotpd/"), "{server}");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("socket_activated=true"), "{err}");
+    assert!(sock.exists(), "the socket belongs to systemd and must stay");
+}
