@@ -3,7 +3,7 @@
 //! pam_smsotp.so (code). OpenSSH shows only prompts during
 //! keyboard-interactive, so the tests assert on the prompt text.
 
-use smsotp_tests::daemon::Daemon;
+use smsotp_tests::daemon::{Daemon, DaemonBuilder};
 use smsotp_tests::flows::*;
 use smsotp_tests::nsetc::PrivateEtc;
 use smsotp_tests::outbox::wrong_code;
@@ -49,10 +49,19 @@ struct Setup {
 }
 
 fn setup(tag: &str, opts: &str, with_number: bool) -> Setup {
+    setup_with(tag, opts, with_number, |b| b)
+}
+
+fn setup_with(
+    tag: &str,
+    opts: &str,
+    with_number: bool,
+    config: impl FnOnce(DaemonBuilder) -> DaemonBuilder,
+) -> Setup {
     require_root("sshd, pam_unix, useradd");
     let user = shell_user();
     // No resend cooldown: the resend test asks at once on purpose.
-    let mut b = Daemon::builder().section("resend", "cooldown_seconds = 0");
+    let mut b = config(Daemon::builder().section("resend", "cooldown_seconds = 0"));
     if with_number {
         b = b.user(&user.name, MOBILE);
     } else {
@@ -253,4 +262,53 @@ fn daemon_down_failmode_safe_lets_the_password_through() {
         "{}",
         s.sshd.log()
     );
+}
+
+#[test]
+fn backup_code_at_the_code_prompt() {
+    let s = setup("backup", "", true);
+    let codes = smsotp_tests::policy_kit::generate_backup_codes(&s.daemon.socket(), &s.user.name);
+    let mut ssh = password(&s);
+    ssh.expect(&code_prompt(MOBILE, "5 min", true), T);
+    ssh.send_line(&codes[0]);
+    assert_logged_in(&s, &mut ssh);
+    assert_eq!(
+        smsotp_tests::policy_kit::backup_count(&s.daemon.socket(), &s.user.name),
+        codes.len() as u32 - 1
+    );
+    let secrets: Vec<&str> = codes.iter().map(String::as_str).collect();
+    s.daemon.assert_log_clean(&secrets);
+}
+
+#[test]
+fn user_without_a_number_skipped_by_policy_logs_in_with_the_password() {
+    let s = setup_with("skip", "", false, |b| {
+        b.section("policy", "no_mobile = \"skip\"")
+    });
+    let mut ssh = password(&s);
+    assert_logged_in(&s, &mut ssh);
+    assert_eq!(s.daemon.outbox().count(), 0);
+    // The module ran and chose to skip (PAM_IGNORE), it was not bypassed.
+    assert!(
+        s.daemon.log().contains("reason=\"no-mobile\""),
+        "daemon log:\n{}",
+        s.daemon.log()
+    );
+}
+
+#[test]
+fn user_without_a_number_enrolls_one_over_ssh() {
+    let s = setup_with("enroll", "", false, |b| {
+        b.section("policy", "no_mobile = \"enroll\"")
+    });
+    let mut ssh = password(&s);
+    ssh.expect("Enter your mobile number with country code", T);
+    ssh.send_line("+15550009999");
+    ssh.expect(&code_prompt("+15550009999", "5 min", true), T);
+    let sms = s.daemon.outbox().last();
+    assert_eq!(sms.to, "+15550009999");
+    ssh.send_line(&sms.code());
+    assert_logged_in(&s, &mut ssh);
+    let status = smsotp_tests::policy_kit::status_json(&s.daemon.socket(), &s.user.name);
+    assert_eq!(status["mobile_source"], "enrolled", "{status}");
 }
