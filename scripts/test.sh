@@ -14,14 +14,17 @@
 #   SMSOTP_STEP_TIMEOUT  seconds per cargo step      (default 1800)
 #   SMSOTP_APT_TIMEOUT   seconds per apt-get command (default 900)
 #   SMSOTP_SKIP_APT=1    do not check or install system packages
+#   SMSOTP_FUZZ_SECONDS  seconds per fuzz target (default 10; 0 skips fuzzing)
 set -euo pipefail
 
 # System packages: libpam0g-dev links the module; pamtester, openssh-server,
 # sudo and passwd (useradd/chpasswd) are driven by the end-to-end tests;
 # openssh-client (ssh, ssh-keygen), login and util-linux (unshare, setpriv)
 # by the sshd/sudo/console tests; dpkg-dev (dpkg-shlibdeps), binutils
-# (strip) and lintian build and check the Debian package.
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3)
+# (strip) and lintian build and check the Debian package; libfaketime
+# (wall-clock jumps) and python3 (requests as another uid) are used by
+# tests/tests/{faults,security_scan}.rs.
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -173,7 +176,7 @@ done
 
 section "Debian package (packaging/deb/build.sh --lintian)"
 deb_out="$(bounded 600 bash packaging/deb/build.sh --no-build --lintian --out target/deb)"
-SMSOTP_DEB="$(tail -n1 <<<"$deb_out")"
+SMSOTP_DEB="$(realpath "$(tail -n1 <<<"$deb_out")")"
 [[ -f "$SMSOTP_DEB" ]] || die "build.sh did not produce a .deb"
 # tests/tests/deb.rs installs this one instead of building its own.
 export SMSOTP_DEB
@@ -191,6 +194,49 @@ fi
 # --- 4. tests -----------------------------------------------------------------
 section "cargo test --workspace"
 bounded "$STEP_TIMEOUT" cargo test --workspace
+
+# --- 5. fuzzing (briefly) -----------------------------------------------------
+# cargo-fuzz (libFuzzer) needs a nightly toolchain; fuzz/ is its own
+# workspace so the nightly build and its sanitizer flags stay out of the
+# product build. Each target runs a few seconds from the checked-in seeds
+# into a throw-away corpus; a crash fails the step and leaves its input in
+# fuzz/artifacts/TARGET/. Long runs: see docs/SECURITY.md.
+FUZZ_SECONDS="${SMSOTP_FUZZ_SECONDS:-10}"
+section "fuzz (${FUZZ_SECONDS}s per target)"
+if ((FUZZ_SECONDS == 0)); then
+    echo "skipped (SMSOTP_FUZZ_SECONDS=0)"
+else
+    if ! command -v rustup >/dev/null 2>&1; then
+        die "fuzzing needs rustup (for a nightly toolchain); SMSOTP_FUZZ_SECONDS=0 skips it"
+    fi
+    if ! rustup run nightly rustc --version >/dev/null 2>&1; then
+        bounded 900 rustup toolchain install nightly --profile minimal
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        bounded 900 cargo install cargo-fuzz --locked
+    fi
+    FUZZ_TMP="$(mktemp -d)"
+    trap 'rc=$?; rm -rf "$FUZZ_TMP"; (exit "$rc"); on_exit' EXIT
+    (
+        cd fuzz
+        bounded "$STEP_TIMEOUT" cargo +nightly fuzz build -O
+        for target in $(cargo +nightly fuzz list); do
+            mkdir -p "$FUZZ_TMP/$target"
+            # libFuzzer writes new inputs into the first corpus directory
+            # only, so the seeds stay as checked in.
+            if ! bounded "$((FUZZ_SECONDS + 120))" cargo +nightly fuzz run -O "$target" \
+                "$FUZZ_TMP/$target" "seeds/$target" -- \
+                -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=2048 \
+                -print_final_stats=1 >"$FUZZ_TMP/$target.log" 2>&1; then
+                tail -n 60 "$FUZZ_TMP/$target.log" >&2
+                die "fuzz target $target failed; the input is in fuzz/artifacts/$target/"
+            fi
+            printf '  %-20s %s executions, corpus %s files\n' "$target" \
+                "$(sed -n 's/^stat::number_of_executed_units: *//p' "$FUZZ_TMP/$target.log")" \
+                "$(find "$FUZZ_TMP/$target" "seeds/$target" -type f | wc -l)"
+        done
+    )
+fi
 
 finish_step
 CURRENT_STEP="(done)"

@@ -98,7 +98,7 @@ async fn serve(
     // reqwest is built without a default TLS backend; pick ring once here.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let socket = runtime.config.socket.clone();
-    let max_connections = runtime.config.max_connections;
+    let max_connections = connection_cap(runtime.config.max_connections);
     // Open the store first: without its state the daemon cannot enforce
     // budgets or spend backup codes once, so it refuses to serve at all
     // rather than serve loosely.
@@ -189,4 +189,36 @@ fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixListen
     listener.local_addr()?;
     listener.set_nonblocking(true)?;
     Ok(Some(listener))
+}
+
+/// File descriptors kept back for the store, provider connections, logs.
+const RESERVED_FDS: u64 = 64;
+
+/// The connection cap the open-file limit can honour. Past it `accept`
+/// fails with EMFILE, the connection waits unanswered and the module times
+/// out, which `failmode=safe` reads as "unreachable": a fail-open. So the
+/// soft limit is raised to the hard one, and the cap clamped to what fits.
+fn connection_cap(configured: usize) -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return configured;
+    };
+    let soft = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if configured > fits {
+        warn!(
+            max_connections = configured,
+            open_file_limit = soft,
+            using = fits,
+            "max_connections exceeds what the open-file limit allows; lowering it"
+        );
+        return fits;
+    }
+    configured
 }

@@ -26,6 +26,9 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut sessions = JoinSet::new();
+    // One descriptor held back for answering `Busy` when the process runs
+    // out of them (see refuse_without_fds).
+    let mut reserve = std::fs::File::open("/dev/null").ok();
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -37,9 +40,13 @@ pub async fn run(
         let stream = match accepted {
             Ok((s, _)) => s,
             Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                error!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                if matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE)) {
+                    refuse_without_fds(&listener, &mut reserve, max_connections).await;
+                } else {
+                    error!(error = %e, "accept failed");
+                }
+                // Back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
@@ -84,4 +91,33 @@ fn refuse_busy(stream: &UnixStream, peer: Peer, max: usize) {
     }) {
         let _ = stream.try_write(&frame);
     }
+}
+
+/// Out of file descriptors: a connection left in the backlog would time
+/// the module out, which `failmode=safe` lets through. Free the reserve
+/// descriptor, take the connection, answer `Busy`, and take the reserve
+/// back.
+async fn refuse_without_fds(
+    listener: &UnixListener,
+    reserve: &mut Option<std::fs::File>,
+    max: usize,
+) {
+    error!("out of file descriptors; refusing connections as busy");
+    drop(reserve.take());
+    if let Ok(Ok((stream, _))) =
+        tokio::time::timeout(Duration::from_millis(5), listener.accept()).await
+    {
+        let peer = stream
+            .peer_cred()
+            .map(|c| Peer {
+                uid: c.uid(),
+                pid: c.pid(),
+            })
+            .unwrap_or(Peer {
+                uid: u32::MAX,
+                pid: None,
+            });
+        refuse_busy(&stream, peer, max);
+    }
+    *reserve = std::fs::File::open("/dev/null").ok();
 }

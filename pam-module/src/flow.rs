@@ -171,7 +171,11 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
         self.debug("connected to the daemon; sending begin");
         let answer = match link.call(&Request::Begin(begin)) {
             Ok(answer) => answer,
-            Err(e) => return self.no_challenge(failmode, "begin", e),
+            // The daemon answered the hello, so it is up: a begin that
+            // times out is a slow SMS gateway, which anyone who can slow
+            // the gateway could cause. failmode=safe covers only a daemon
+            // that cannot be reached, so this always denies.
+            Err(e) => return self.no_challenge(FailMode::Secure, "begin", e),
         };
         let info = match self.on_answer(Asked::Begin, answer) {
             Next::Challenge(info) => info,

@@ -171,11 +171,12 @@ pub fn open_fds(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
-/// Sets a running process's RLIMIT_NOFILE (util-linux `prlimit`).
+/// Sets the soft RLIMIT_NOFILE of a running process (util-linux `prlimit`;
+/// the hard limit stays, so it can be raised again without privileges).
 pub fn set_nofile(pid: u32, limit: u64) {
     let out = Command::new("prlimit")
         .arg(format!("--pid={pid}"))
-        .arg(format!("--nofile={limit}:{limit}"))
+        .arg(format!("--nofile={limit}:"))
         .output()
         .expect("run prlimit");
     assert!(
@@ -220,7 +221,11 @@ for req in json.loads(sys.argv[2]):
 /// Sends `requests` (a hello is prepended) on one connection as `uid`, with
 /// Debian's python3, and returns every answer (`{"type":"closed"}` once
 /// the daemon hung up).
-pub fn requests_as(uid: u32, socket: &Path, requests: &[serde_json::Value]) -> Vec<serde_json::Value> {
+pub fn requests_as(
+    uid: u32,
+    socket: &Path,
+    requests: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
     use std::os::unix::process::CommandExt;
     let mut all = vec![serde_json::json!({
         "type": "hello",
@@ -264,7 +269,13 @@ impl Tmpfs {
             .tempdir_in("/tmp")
             .expect("mount point");
         let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .expect("run mount");
@@ -304,7 +315,10 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         if self.mounted {
-            let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.dir.path())
+                .status();
             self.mounted = false;
         }
     }

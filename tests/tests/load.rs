@@ -35,7 +35,10 @@ fn login(d: &Daemon, user: &str, opts: &str) -> (Outcome, Duration) {
 /// Served (code prompt, success) or refused as busy; never PAM_IGNORE and
 /// never a success without the code prompt.
 fn assert_served_or_busy(out: &Outcome) {
-    assert_ne!(out.code, PAM_IGNORE, "a flood must not turn into PAM_IGNORE:\n{out}");
+    assert_ne!(
+        out.code, PAM_IGNORE,
+        "a flood must not turn into PAM_IGNORE:\n{out}"
+    );
     match out.code {
         PAM_SUCCESS => assert_code_prompted(out),
         PAM_AUTHINFO_UNAVAIL => assert!(
@@ -60,8 +63,12 @@ fn got_busy(s: &mut UnixStream) -> bool {
 fn thousands_of_connections_are_capped_memory_stays_bounded_root_is_served_or_busy() {
     require_root("root PAM login during a flood");
     let user = unique_name("load");
+    // A second account for the login after the flood: a code sent to the
+    // first within the resend cooldown would not be sent again.
+    let after = unique_name("loadafter");
     let d = Daemon::builder()
         .user(&user, MOBILE)
+        .user(&after, "+15557650002")
         .log_level("warn")
         .top("max_connections = 100")
         .start();
@@ -105,8 +112,14 @@ fn thousands_of_connections_are_capped_memory_stays_bounded_root_is_served_or_bu
         "flood: 3000 connections, {busy} answered Busy; daemon RSS {rss0} -> {rss1} KiB, \
          fds {fds0} -> {fds1}"
     );
-    assert!(busy >= 2900, "only {busy} of 3000 were refused as busy (cap 100)");
-    assert!(fds1 <= fds0 + 100 + 16, "daemon holds {fds1} fds (cap 100, before {fds0})");
+    assert!(
+        busy >= 2900,
+        "only {busy} of 3000 were refused as busy (cap 100)"
+    );
+    assert!(
+        fds1 <= fds0 + 100 + 16,
+        "daemon holds {fds1} fds (cap 100, before {fds0})"
+    );
     assert!(
         rss1 <= rss0 + RSS_BOUND_KIB,
         "daemon RSS grew from {rss0} to {rss1} KiB under the flood"
@@ -114,7 +127,10 @@ fn thousands_of_connections_are_capped_memory_stays_bounded_root_is_served_or_bu
 
     // A root login in the middle of the flood, failmode=safe: served or Busy.
     let (out, took) = login(&d, &user, "failmode=safe timeout=5");
-    eprintln!("root login during the flood: {} in {took:?}", code_name(out.code));
+    eprintln!(
+        "root login during the flood: {} in {took:?}",
+        code_name(out.code)
+    );
     assert_served_or_busy(&out);
     assert!(took < Duration::from_secs(6), "login took {took:?}");
 
@@ -125,7 +141,7 @@ fn thousands_of_connections_are_capped_memory_stays_bounded_root_is_served_or_bu
         "daemon still holds {} fds after the flood ended",
         open_fds(pid)
     );
-    let (out, _) = login(&d, &user, "");
+    let (out, _) = login(&d, &after, "");
     out.assert_code(PAM_SUCCESS);
     assert_code_prompted(&out);
     d.assert_log_clean(&[]);
@@ -181,7 +197,10 @@ fn slowloris_connections_are_dropped_at_the_handshake_deadline() {
     let open = slow.iter().filter(|(_, _, c)| !c).count();
     eprintln!("slowloris: all 64 dropped after {took:?}; {open} still open");
     assert_eq!(open, 0, "{open} slow connections still open after {took:?}");
-    assert!(took < Duration::from_secs(25), "slow connections lived {took:?}");
+    assert!(
+        took < Duration::from_secs(25),
+        "slow connections lived {took:?}"
+    );
     assert!(wait_until(Duration::from_secs(5), || open_fds(pid) < 40));
     let (out, _) = login(&d, &user, "");
     out.assert_code(PAM_SUCCESS);
@@ -226,7 +245,6 @@ fn out_of_file_descriptors_fails_closed_in_secure_mode() {
 /// challenge" and `failmode=safe` returns PAM_IGNORE. Ignored until the
 /// daemon keeps `max_connections` below its descriptor limit.
 #[test]
-#[ignore = "known issue: fd exhaustion + failmode=safe fails open (docs/SECURITY.md)"]
 fn out_of_file_descriptors_does_not_fail_open_in_safe_mode() {
     require_root("root PAM login");
     let user = unique_name("nofds");
@@ -241,7 +259,13 @@ fn out_of_file_descriptors_does_not_fail_open_in_safe_mode() {
         .filter_map(|_| UnixStream::connect(d.socket()).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (out, _) = login(&d, &user, "failmode=safe timeout=2");
+    let (out, took) = login(&d, &user, "failmode=safe timeout=2");
+    eprintln!("out of fds, failmode=safe: {took:?}\n{out}");
     drop(flood);
-    assert_ne!(out.code, PAM_IGNORE, "fails open:\n{out}");
+    // The stack is pam_permit + the module: PAM_IGNORE from the module
+    // makes the whole stack succeed without a code.
+    assert!(
+        out.code != PAM_SUCCESS || !out.transcript.code_prompts().is_empty(),
+        "fails open:\n{out}"
+    );
 }

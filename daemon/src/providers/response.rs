@@ -40,6 +40,25 @@ impl Scrubber {
         );
         let json = serde_json::Value::String(sms.body.to_string()).to_string();
         s.add(json.trim_matches('"'), "<message>");
+        // Gateways also echo pieces: the number without its country code,
+        // or the code alone (a truncated body, "failed, 918273"). Every
+        // national-length tail of the number, and every 4+ character
+        // stretch of each word of the message that holds a digit (codes,
+        // `#code` lines), is scrubbed too.
+        let digits = sms.to.digits();
+        for len in 7..digits.len() {
+            s.add(&digits[digits.len() - len..], &masked);
+        }
+        for word in sms.body.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if word.len() < 4 || word.len() > 16 || !word.bytes().any(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            for start in 0..word.len() {
+                for end in start + 4..=word.len() {
+                    s.add(&word[start..end], "***");
+                }
+            }
+        }
         s
     }
 
@@ -228,6 +247,36 @@ mod tests {
         // Multi-byte text is cut on a character boundary.
         let out = snippet("é".repeat(300).as_bytes(), &scrubber);
         assert!(out.ends_with("..."));
+    }
+
+    #[test]
+    fn partial_echoes_are_scrubbed() {
+        // The three echoes the provider_response fuzz target found
+        // (fuzz/regressions/provider_response/).
+        let s = Sms {
+            to: Mobile::parse("+15551234567").unwrap(),
+            body: Zeroizing::new(
+                "Your login code for fuzzhost is 918273. It expires in 5 minutes.".into(),
+            ),
+        };
+        let scrubber = Scrubber::for_sms(&s);
+        for echo in [
+            r#"{"error":"+15551234567 failed, 918273"}"#,
+            r#"{"error":"+\u00f95551234567 failed, 918273"}"#,
+            r#"{"code":21617,"message":"Body too long: Your login code for fuzzhost is 918273. It exp"}"#,
+            "national 5551234567, cut code 9182 and 18273",
+        ] {
+            let out = snippet(echo.as_bytes(), &scrubber);
+            for secret in ["5551234567", "551234567", "918273", "9182", "18273"] {
+                assert!(!out.contains(secret), "{secret} in {out}");
+            }
+        }
+        // Status codes and words of the message stay readable.
+        let out = snippet(
+            br#"{"code":21617,"message":"login code too long"}"#,
+            &scrubber,
+        );
+        assert!(out.contains("21617") && out.contains("login code"), "{out}");
     }
 
     #[test]
