@@ -19,6 +19,10 @@ pub(crate) const MAX_SNIPPET: usize = 200;
 pub(crate) struct Scrubber {
     /// Longest first, so a URL is replaced whole before the number in it.
     items: Vec<(String, String)>,
+    /// Pieces (a tail of the number, a stretch of the code) replaced only
+    /// where they stand alone, not inside a longer run of letters and
+    /// digits: a gateway's message id must survive.
+    pieces: Vec<String>,
 }
 
 impl Scrubber {
@@ -26,7 +30,10 @@ impl Scrubber {
     /// (plain, form-encoded, JSON-escaped, digits only).
     pub(crate) fn for_sms(sms: &Sms) -> Self {
         let masked = sms.to.masked(4);
-        let mut s = Scrubber { items: Vec::new() };
+        let mut s = Scrubber {
+            items: Vec::new(),
+            pieces: Vec::new(),
+        };
         s.add(sms.to.e164(), &masked);
         s.add(sms.to.digits(), &masked);
         s.add(
@@ -47,7 +54,10 @@ impl Scrubber {
         // `#code` lines), is scrubbed too.
         let digits = sms.to.digits();
         for len in 7..digits.len() {
-            s.add(&digits[digits.len() - len..], &masked);
+            let tail = &digits[digits.len() - len..];
+            s.pieces.push(tail.to_string());
+            // National format with the trunk prefix (07700 900123).
+            s.pieces.push(format!("0{tail}"));
         }
         for word in sms.body.split(|c: char| !c.is_ascii_alphanumeric()) {
             if word.len() < 4 || word.len() > 16 || !word.bytes().any(|b| b.is_ascii_digit()) {
@@ -55,10 +65,12 @@ impl Scrubber {
             }
             for start in 0..word.len() {
                 for end in start + 4..=word.len() {
-                    s.add(&word[start..end], "***");
+                    s.pieces.push(word[start..end].to_string());
                 }
             }
         }
+        s.pieces.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        s.pieces.dedup();
         s
     }
 
@@ -79,6 +91,9 @@ impl Scrubber {
                 out = out.replace(secret.as_str(), replacement);
             }
         }
+        for piece in &self.pieces {
+            out = replace_standalone(&out, piece, "***");
+        }
         out
     }
 }
@@ -88,7 +103,34 @@ impl Drop for Scrubber {
         for (s, _) in &mut self.items {
             s.zeroize();
         }
+        for p in &mut self.pieces {
+            p.zeroize();
+        }
     }
+}
+
+/// Replaces `piece` where neither neighbour is an ASCII letter or digit.
+fn replace_standalone(text: &str, piece: &str, with: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, _) in text.match_indices(piece) {
+        if at < last {
+            continue;
+        }
+        let end = at + piece.len();
+        let before = at.checked_sub(1).map(|i| bytes[i]);
+        let after = bytes.get(end).copied();
+        let alone = !before.is_some_and(|b| b.is_ascii_alphanumeric())
+            && !after.is_some_and(|b| b.is_ascii_alphanumeric());
+        if alone {
+            out.push_str(&text[last..at]);
+            out.push_str(with);
+            last = end;
+        }
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `Basic base64(user:secret)`, marked sensitive (kept out of reqwest's
@@ -262,9 +304,9 @@ mod tests {
         let scrubber = Scrubber::for_sms(&s);
         for echo in [
             r#"{"error":"+15551234567 failed, 918273"}"#,
-            r#"{"error":"+\u00f95551234567 failed, 918273"}"#,
+            "{\"error\":\"+\u{f9}5551234567 failed, 918273\"}",
             r#"{"code":21617,"message":"Body too long: Your login code for fuzzhost is 918273. It exp"}"#,
-            "national 5551234567, cut code 9182 and 18273",
+            "national 5551234567 or 05551234567, cut code 9182 and 18273",
         ] {
             let out = snippet(echo.as_bytes(), &scrubber);
             for secret in ["5551234567", "551234567", "918273", "9182", "18273"] {
