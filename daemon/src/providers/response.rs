@@ -109,8 +109,18 @@ impl Drop for Scrubber {
     }
 }
 
-/// Replaces `piece` where neither neighbour is an ASCII letter or digit.
+/// Replaces `piece` where it stands alone: a run of digits where neither
+/// neighbour is a digit (a number glued to words is still caught), other
+/// pieces where neither neighbour is a letter or digit.
 fn replace_standalone(text: &str, piece: &str, with: &str) -> String {
+    let numeric = piece.bytes().all(|b| b.is_ascii_digit());
+    let joins = |b: u8| {
+        if numeric {
+            b.is_ascii_digit()
+        } else {
+            b.is_ascii_alphanumeric()
+        }
+    };
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut last = 0;
@@ -121,8 +131,7 @@ fn replace_standalone(text: &str, piece: &str, with: &str) -> String {
         let end = at + piece.len();
         let before = at.checked_sub(1).map(|i| bytes[i]);
         let after = bytes.get(end).copied();
-        let alone = !before.is_some_and(|b| b.is_ascii_alphanumeric())
-            && !after.is_some_and(|b| b.is_ascii_alphanumeric());
+        let alone = !before.is_some_and(joins) && !after.is_some_and(joins);
         if alone {
             out.push_str(&text[last..at]);
             out.push_str(with);
@@ -307,6 +316,7 @@ mod tests {
             "{\"error\":\"+\u{f9}5551234567 failed, 918273\"}",
             r#"{"code":21617,"message":"Body too long: Your login code for fuzzhost is 918273. It exp"}"#,
             "national 5551234567 or 05551234567, cut code 9182 and 18273",
+            r#"{"mess5551234567":"x","code":"abc918273"}"#,
         ] {
             let out = snippet(echo.as_bytes(), &scrubber);
             for secret in ["5551234567", "551234567", "918273", "9182", "18273"] {
