@@ -52,10 +52,18 @@ impl Scrubber {
         // national-length tail of the number, and every 4+ character
         // stretch of each word of the message that holds a digit (codes,
         // `#code` lines), is scrubbed too.
+        // The national number (the digits without a 1-3 digit country
+        // code) and whole code-like words go wherever they appear, even
+        // inside longer runs of digits; shorter pieces only where they
+        // stand alone, so a gateway's message id survives.
         let digits = sms.to.digits();
         for len in 7..digits.len() {
             let tail = &digits[digits.len() - len..];
-            s.pieces.push(tail.to_string());
+            if len + 3 >= digits.len() {
+                s.add(tail, &masked);
+            } else {
+                s.pieces.push(tail.to_string());
+            }
             // National format with the trunk prefix (07700 900123).
             s.pieces.push(format!("0{tail}"));
         }
@@ -63,6 +71,7 @@ impl Scrubber {
             if word.len() < 4 || word.len() > 16 || !word.bytes().any(|b| b.is_ascii_digit()) {
                 continue;
             }
+            s.add(word, "***");
             for start in 0..word.len() {
                 for end in start + 4..=word.len() {
                     s.pieces.push(word[start..end].to_string());
@@ -317,6 +326,7 @@ mod tests {
             r#"{"code":21617,"message":"Body too long: Your login code for fuzzhost is 918273. It exp"}"#,
             "national 5551234567 or 05551234567, cut code 9182 and 18273",
             r#"{"mess5551234567":"x","code":"abc918273"}"#,
+            "{\"error\" )155551234567 failed, 91827918273\"}",
         ] {
             let out = snippet(echo.as_bytes(), &scrubber);
             for secret in ["5551234567", "551234567", "918273", "9182", "18273"] {
