@@ -6,6 +6,7 @@ pub mod authz;
 pub mod backup;
 pub mod listener;
 pub mod login;
+pub mod notice;
 pub mod otp;
 pub mod policy;
 pub mod providers;

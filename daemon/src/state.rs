@@ -54,6 +54,14 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// A number as log lines show it: masked to `message.mask_visible_digits`
+    /// like the prompt, never in full.
+    pub fn log_mobile(&self, mobile: &smsotp_config::Mobile) -> String {
+        mobile.masked(usize::from(self.config.mask_visible_digits))
+    }
+}
+
 fn system_hostname() -> String {
     nix::unistd::gethostname()
         .ok()
