@@ -19,8 +19,8 @@ mod validate;
 pub use error::ConfigError;
 pub use mobile::Mobile;
 pub use policy::{
-    BackupCodes, Cidr, Lockout, NameRule, NoMobile, Policy, Resend, SendBudget, ServicePolicy,
-    StoreConfig, StoreSync,
+    service_family, BackupCodes, Cidr, Lockout, NameRule, NoMobile, Policy, Resend, SendBudget,
+    ServicePolicy, StoreConfig, StoreSync,
 };
 pub use provider::{ContentType, Header, HttpConfig, HttpMethod, OutboxConfig, ProviderConfig};
 pub use template::{Template, Var};

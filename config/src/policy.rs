@@ -11,6 +11,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod family;
+pub use family::service_family;
+
 pub const DEFAULT_STORE: &str = "/var/lib/smsotp/state.db";
 
 // ---------------------------------------------------------------- raw
@@ -179,8 +182,16 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The `[service.NAME]` section `service` gets (exact name, then its
+    /// family, see [`service_family`]), or `None` for `[policy]`.
+    pub fn section_for(&self, service: &str) -> Option<&str> {
+        family::section_for(&self.services, service)
+    }
+
     pub fn for_service(&self, service: &str) -> &ServicePolicy {
-        self.services.get(service).unwrap_or(&self.default)
+        self.section_for(service)
+            .and_then(|name| self.services.get(name))
+            .unwrap_or(&self.default)
     }
 }
 

@@ -158,6 +158,25 @@ fn service_sections_override_the_defaults() {
 }
 
 #[test]
+fn service_sections_reach_the_family() {
+    let text = "[policy]\nenabled = false\n[service.sudo]\nenabled = true\n[service.sudo-ws]\ngrace_seconds = 9\n";
+    let c = parse(Path::new("x"), text).unwrap();
+    assert!(c.policy.for_service("sudo-i").enabled, "sudo -i is sudo");
+    assert_eq!(c.policy.section_for("sudo-i"), Some("sudo"));
+    assert_eq!(
+        c.policy.section_for("sudo-ws"),
+        Some("sudo-ws"),
+        "exact first"
+    );
+    assert!(
+        !c.policy.for_service("sudo-ws").enabled,
+        "an exact section inherits [policy], not the family"
+    );
+    assert!(!c.policy.for_service("su-l").enabled);
+    assert_eq!(c.policy.section_for("su-l"), None);
+}
+
+#[test]
 fn policy_errors_name_line_and_key() {
     let e = err("[service.sshd]\nno_mobile = \"maybe\"\n");
     assert_eq!(e, "/etc/smsotp/smsotpd.toml:2: service.sshd.no_mobile: must be deny, skip or enroll, not \"maybe\"");

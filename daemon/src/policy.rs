@@ -2,7 +2,7 @@
 //! destination-country allowlist. The durable parts (grace, opt-out,
 //! lockout) are asked of the store by the login flow.
 
-use smsotp_config::{Mobile, NameRule, SendBudget, ServicePolicy};
+use smsotp_config::{service_family, Mobile, NameRule, SendBudget, ServicePolicy};
 use smsotp_proto::SkipReason;
 use std::net::IpAddr;
 
@@ -69,11 +69,14 @@ pub fn country_allowed(budget: &SendBudget, mobile: &Mobile) -> bool {
 }
 
 /// What a grace period is keyed on: the remote host for network logins,
-/// the terminal for sudo (same shell session), nothing otherwise.
+/// the terminal for the sudo family (same shell session; `sudo -i` is
+/// `sudo-i`), nothing otherwise. The family is the one the policy lookup
+/// uses, so a service gets sudo's keying exactly when it can get
+/// `[service.sudo]`.
 pub fn grace_context(service: &str, rhost: Option<&str>, tty: Option<&str>) -> Option<String> {
     let rhost = rhost.filter(|r| !r.is_empty());
     let tty = tty.filter(|t| !t.is_empty());
-    if service.starts_with("sudo") {
+    if service_family(service) == "sudo" {
         tty.map(|t| format!("{service} tty:{t}"))
     } else {
         rhost.map(|r| format!("{service} rhost:{r}"))
@@ -132,6 +135,16 @@ mod tests {
         assert_eq!(
             grace_context("sudo", Some("x"), Some("/dev/pts/1")).as_deref(),
             Some("sudo tty:/dev/pts/1")
+        );
+        assert_eq!(
+            grace_context("sudo-i", Some("x"), Some("/dev/pts/1")).as_deref(),
+            Some("sudo-i tty:/dev/pts/1"),
+            "sudo -i is sudo's family"
+        );
+        assert_eq!(
+            grace_context("sudoers-audit", Some("192.0.2.1"), Some("/dev/pts/1")).as_deref(),
+            Some("sudoers-audit rhost:192.0.2.1"),
+            "a name that only starts with sudo is not sudo"
         );
         assert_eq!(grace_context("sshd", None, None), None);
         assert_eq!(grace_context("sudo", None, Some("")), None);
