@@ -18,8 +18,8 @@ mod files;
 mod pam;
 mod sshd;
 
-/// Services checked when no `--service` is given (plus any other
-/// /etc/pam.d file that names the module).
+/// Services checked when no `--service` is given (plus every other
+/// /etc/pam.d service whose stack loads the module).
 pub const DEFAULT_SERVICES: &[&str] = &["sshd", "sudo"];
 
 #[derive(Args, Debug, Clone)]
@@ -28,7 +28,7 @@ pub struct DoctorArgs {
     #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// A PAM service to check (repeatable; default: sshd, sudo and every
-    /// /etc/pam.d file that names pam_smsotp.so).
+    /// /etc/pam.d service whose auth stack loads pam_smsotp.so).
     #[arg(long = "service", value_name = "NAME")]
     pub services: Vec<String>,
     /// The sshd binary run as `sshd -T` (its checks are skipped when missing).
@@ -189,14 +189,15 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
     let mut services: Vec<String> = args.services.clone();
     if services.is_empty() {
         services = DEFAULT_SERVICES.iter().map(|s| s.to_string()).collect();
-        for extra in pam::services_naming_module(&host) {
+        for extra in pam::services_loading_module(&host) {
             if !services.contains(&extra) {
                 services.push(extra);
             }
         }
     }
+    let daemon = cfg.as_ref().map(pam::DaemonSide::new);
     for service in &services {
-        findings.extend(pam::check_service(&host, service));
+        findings.extend(pam::check_service(&host, service, daemon.as_ref()));
     }
 
     if !args.no_sshd && (args.services.is_empty() || services.iter().any(|s| s == "sshd")) {

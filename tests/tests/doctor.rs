@@ -170,7 +170,9 @@ fn broken_pam_stacks() {
         ("@include common-auth\n", "pam.module-absent"),
         ("auth sufficient pam_unix.so\nauth required pam_smsotp.so\n", "pam.sufficient-before"),
         ("auth [success=done default=ignore] pam_unix.so\nauth required pam_smsotp.so\n", "pam.sufficient-before"),
-        ("auth [success=4 default=ignore] pam_unix.so\n@include common-auth\nauth required pam_smsotp.so\n", "pam.jump-over"),
+        ("auth [success=1 default=ignore] pam_unix.so\nauth required pam_smsotp.so\nauth required pam_permit.so\n", "pam.jump-over"),
+        ("auth required pam_unix.so\nauth required pam_smsotp.so\n", "pam.code-after-failed-password"),
+        ("@include common-auth\nauth required pam_smsotp.so socket=/run/elsewhere.sock\n", "pam.socket-mismatch"),
         ("@include common-auth\nauth required /nonexistent/pam_smsotp.so\n", "pam.module-file-missing"),
     ] {
         write(sshd.clone(), stack, 0o644);
@@ -261,4 +263,47 @@ fn broken_files_and_daemon() {
     let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
     fs::remove_file(fx.path(&format!("lib/{multiarch}/security/pam_smsotp.so"))).unwrap();
     assert_problem(&fx, "module.missing");
+}
+
+/// Which policy section each service that loads the module gets (the
+/// family rule: `sudo-i` gets `[service.sudo]`), and a variant of a
+/// protected service whose own stack does not load the module (Debian's
+/// `sudo-i` includes common-auth, not `sudo`).
+#[test]
+fn policy_sections_and_unprotected_variants() {
+    let fx = Fixture::new();
+    let conf = fx.path("etc/smsotp/smsotpd.toml");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(
+        &conf,
+        format!("{text}\n[policy]\nenabled = false\n[service.sudo]\nenabled = true\n"),
+    )
+    .unwrap();
+    write(fx.path("etc/pam.d/sudo-i"), GOOD_STACK, 0o644);
+    let (code, report) = fx.run();
+    assert_eq!(code, 0, "{report:#}");
+    let policy = |subject: &str| -> (String, String) {
+        let f = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["check"] == "pam.policy" && f["subject"] == subject)
+            .unwrap_or_else(|| panic!("no pam.policy for {subject}: {report:#}"));
+        (
+            f["severity"].as_str().unwrap().to_string(),
+            f["message"].as_str().unwrap().to_string(),
+        )
+    };
+    let (sev, msg) = policy("/etc/pam.d/sudo-i");
+    assert_eq!(sev, "info");
+    assert!(msg.contains("[service.sudo] (the `sudo` family)"), "{msg}");
+    let (sev, msg) = policy("/etc/pam.d/sshd");
+    assert_eq!(sev, "warning", "{msg}");
+    assert!(
+        msg.contains("[policy]") && msg.contains("enabled = false"),
+        "{msg}"
+    );
+
+    write(fx.path("etc/pam.d/sudo-i"), "@include common-auth\n", 0o644);
+    assert_problem(&fx, "pam.family-unprotected");
 }
