@@ -34,6 +34,9 @@ pub enum Problem {
     /// The module answered PAM_IGNORE after a proven password and the
     /// login failed, while a right code on the same stack logs in.
     SkipDenies { path: usize, at: usize },
+    /// A right password and a right code never log in (a `required`
+    /// module line before `pam_deny.so`): `path` is one such login.
+    NeverSucceeds { path: usize },
 }
 
 fn proven(entries: &[Entry], p: &Path, at: usize) -> bool {
@@ -51,6 +54,7 @@ pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
     let mut code_alone = false;
     let mut skip_denies = None;
     let mut code_works = false;
+    let mut code_fails: Option<usize> = None;
     let mut not_reached: Vec<Problem> = Vec::new();
     for (n, p) in walk.paths.iter().enumerate() {
         let at = p.steps.iter().position(|s| entries[s.entry].is_smsotp());
@@ -83,6 +87,9 @@ pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
         let ret = p.steps[at].ret;
         if proven(entries, p, at) {
             code_works |= ret == Ret::Success && p.success;
+            if ret == Ret::Success && !p.success {
+                code_fails.get_or_insert(n);
+            }
             if ret == Ret::Ignore && !p.success && skip_denies.is_none() {
                 skip_denies = Some(Problem::SkipDenies { path: n, at });
             }
@@ -125,6 +132,8 @@ pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
     out.extend(not_reached);
     if code_works {
         out.extend(skip_denies);
+    } else if let Some(path) = code_fails {
+        out.push(Problem::NeverSucceeds { path });
     }
     out
 }
@@ -249,6 +258,19 @@ pub fn findings(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Finding> {
                 )
                 .fix("let `ignore` go past the lines that deny, e.g. `[success=1 ignore=1 default=die] pam_smsotp.so` before `pam_deny.so`")
             }
+            Problem::NeverSucceeds { path } => {
+                let p = &walk.paths[path];
+                Finding::new(
+                    "pam.code-never-succeeds",
+                    Severity::Error,
+                    sms.origin.clone(),
+                    format!(
+                        "a right password and a right code never log in: {}",
+                        chain(entries, p, p.steps.len() - 1)
+                    ),
+                )
+                .fix("let the module's success go past the lines that deny, e.g. `[success=1 ignore=1 default=die] pam_smsotp.so` right before `pam_deny.so`")
+            }
         });
     }
     out
@@ -370,6 +392,16 @@ mod tests {
             (0, "auth required pam_smsotp.so"),
         ];
         assert!(kinds(&to_the_end).is_empty(), "{:?}", kinds(&to_the_end));
+    }
+
+    #[test]
+    fn a_module_line_that_falls_into_pam_deny_never_logs_in() {
+        let lines = [
+            (0, "auth requisite pam_unix.so"),
+            (0, "auth required pam_smsotp.so"),
+            (0, "auth required pam_deny.so"),
+        ];
+        assert_eq!(kinds(&lines), ["pam.code-never-succeeds"]);
     }
 
     #[test]
