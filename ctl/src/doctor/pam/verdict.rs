@@ -4,7 +4,7 @@
 //! without the module ever running, and a skip of the module (PAM_IGNORE:
 //! exempt user, disabled service) that denies instead of passing.
 
-use super::eval::{is_password, Action, Impression, Path, Ret, Walk};
+use super::eval::{is_password, Action, Impression, Path, Ret, Step, Walk};
 use super::stack::Entry;
 use crate::doctor::{Finding, Severity};
 
@@ -47,94 +47,71 @@ fn proven(entries: &[Entry], p: &Path, at: usize) -> bool {
 }
 
 /// The problems of a walk of `entries` whose first pam_smsotp.so line is
-/// `module`. One per kind (per line that goes past the module).
+/// `module`: at most one of each kind, but one [`Problem::NotReached`] per
+/// line that goes past the module.
 pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
     let password_before = entries[..module].iter().any(is_password);
-    let mut without: Option<Problem> = None;
+    let succeeded = |s: &Step| s.ret == Ret::Success && is_password(&entries[s.entry]);
+    // (path, step, failed password entry) of the clearest unproven run.
+    let mut without: Option<(usize, usize, Option<usize>)> = None;
     let mut code_alone = false;
     let mut skip_denies = None;
     let mut code_works = false;
-    let mut code_fails: Option<usize> = None;
-    let mut not_reached: Vec<Problem> = Vec::new();
+    let mut code_fails = None;
+    let mut not_reached = Vec::new();
+    let mut culprits_seen = Vec::new();
     for (n, p) in walk.paths.iter().enumerate() {
-        let at = p.steps.iter().position(|s| entries[s.entry].is_smsotp());
-        let Some(at) = at else {
-            if !p.success {
-                continue;
-            }
-            let Some(culprit) = p
+        let Some(at) = p.steps.iter().position(|s| entries[s.entry].is_smsotp()) else {
+            // Never ran: a problem when the login still succeeded.
+            let culprit = p
                 .steps
                 .iter()
-                .position(|s| s.entry < module && s.next > module)
-            else {
-                continue;
-            };
-            let culprit_entry = p.steps[culprit].entry;
-            if not_reached.iter().any(|q| matches!(q, Problem::NotReached { path, culprit: c, .. } if walk.paths[*path].steps[*c].entry == culprit_entry)) {
-                continue;
+                .position(|s| s.entry < module && s.next > module);
+            if let Some(culprit) = culprit.filter(|_| p.success) {
+                let entry = p.steps[culprit].entry;
+                if !culprits_seen.contains(&entry) {
+                    culprits_seen.push(entry);
+                    not_reached.push(Problem::NotReached {
+                        path: n,
+                        culprit,
+                        after_password: p.steps[..=culprit].iter().any(succeeded),
+                    });
+                }
             }
-            let after_password = p.steps[..culprit]
-                .iter()
-                .chain([&p.steps[culprit]])
-                .any(|s| s.ret == Ret::Success && is_password(&entries[s.entry]));
-            not_reached.push(Problem::NotReached {
-                path: n,
-                culprit,
-                after_password,
-            });
             continue;
         };
         let ret = p.steps[at].ret;
         if proven(entries, p, at) {
             code_works |= ret == Ret::Success && p.success;
-            if ret == Ret::Success && !p.success {
-                code_fails.get_or_insert(n);
+            if !p.success && ret == Ret::Success {
+                code_fails.get_or_insert(Problem::NeverSucceeds { path: n });
             }
-            if ret == Ret::Ignore && !p.success && skip_denies.is_none() {
-                skip_denies = Some(Problem::SkipDenies { path: n, at });
+            if !p.success && ret == Ret::Ignore {
+                skip_denies.get_or_insert(Problem::SkipDenies { path: n, at });
             }
-            continue;
-        }
-        if !password_before {
-            continue;
-        }
-        code_alone |= ret == Ret::Success && p.success;
-        let failed = p.steps[..at]
-            .iter()
-            .find(|s| s.ret != Ret::Success && is_password(&entries[s.entry]))
-            .map(|s| s.entry);
-        let better = match &without {
-            None => true,
-            Some(Problem::CodeWithoutPassword { failed: None, .. }) => failed.is_some(),
-            Some(_) => false,
-        };
-        if better {
-            without = Some(Problem::CodeWithoutPassword {
-                path: n,
-                at,
-                failed,
-                code_alone: false,
-            });
+        } else if password_before {
+            code_alone |= ret == Ret::Success && p.success;
+            let failed = p.steps[..at]
+                .iter()
+                .find(|s| s.ret != Ret::Success && is_password(&entries[s.entry]))
+                .map(|s| s.entry);
+            // Prefer a path where a password visibly failed: it explains more.
+            if without.is_none_or(|(_, _, f)| f.is_none() && failed.is_some()) {
+                without = Some((n, at, failed));
+            }
         }
     }
-    let mut out = Vec::new();
-    if let Some(Problem::CodeWithoutPassword {
-        path, at, failed, ..
-    }) = without
-    {
-        out.push(Problem::CodeWithoutPassword {
+    let mut out: Vec<Problem> = without
+        .map(|(path, at, failed)| Problem::CodeWithoutPassword {
             path,
             at,
             failed,
             code_alone,
-        });
-    }
+        })
+        .into_iter()
+        .collect();
     out.extend(not_reached);
-    if code_works {
-        out.extend(skip_denies);
-    } else if let Some(path) = code_fails {
-        out.push(Problem::NeverSucceeds { path });
-    }
+    out.extend(if code_works { skip_denies } else { code_fails });
     out
 }
 
