@@ -216,6 +216,10 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
         findings.extend(files::daemon(&socket_path));
     }
 
+    // A shared file (common-auth, system-auth) is reached from every
+    // service that includes it: say each thing about it once.
+    let mut seen = std::collections::HashSet::new();
+    findings.retain(|f| seen.insert((f.check, f.subject.clone(), f.message.clone())));
     // Errors first, then warnings, then the rest, stable within each.
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     Report::from_findings(findings)
@@ -266,6 +270,43 @@ mod tests {
             Host::new(None).path(Path::new("/etc")),
             PathBuf::from("/etc")
         );
+    }
+
+    #[test]
+    fn a_shared_file_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let pamd = dir.path().join("etc/pam.d");
+        std::fs::create_dir_all(&pamd).unwrap();
+        let common =
+            "auth [success=1 default=ignore] pam_unix.so nullok\nauth requisite pam_deny.so\n\
+                      auth required pam_permit.so\nauth required pam_smsotp.so\n";
+        std::fs::write(pamd.join("common-auth"), common).unwrap();
+        for service in ["sshd", "sudo", "login"] {
+            std::fs::write(pamd.join(service), "@include common-auth\n").unwrap();
+        }
+        let sec = dir
+            .path()
+            .join(files::security_dirs()[0].trim_start_matches('/'));
+        std::fs::create_dir_all(&sec).unwrap();
+        std::fs::write(sec.join("pam_smsotp.so"), b"").unwrap();
+        let args = DoctorArgs {
+            root: Some(dir.path().to_path_buf()),
+            services: Vec::new(),
+            sshd: PathBuf::from("/nonexistent"),
+            sshd_config: None,
+            sshd_match: None,
+            no_sshd: true,
+            no_daemon: true,
+        };
+        let r = diagnose(&args, Path::new("/etc/smsotp/smsotpd.toml"), None);
+        let nullok = r
+            .findings
+            .iter()
+            .filter(|f| f.check == "pam.nullok")
+            .count();
+        assert_eq!(nullok, 1, "{:#?}", r.findings);
+        let ok = r.findings.iter().filter(|f| f.check == "pam.ok").count();
+        assert_eq!(ok, 3, "one per service: {:#?}", r.findings);
     }
 
     #[test]
