@@ -39,11 +39,16 @@ pub enum Problem {
     NeverSucceeds { path: usize },
 }
 
+/// A step where a password module said yes.
+fn password_ok(entries: &[Entry], s: &Step) -> bool {
+    s.ret == Ret::Success && is_password(&entries[s.entry])
+}
+
+/// Whether a password was proven when step `at` ran: one was accepted on
+/// the way, and nothing has failed the stack since.
 fn proven(entries: &[Entry], p: &Path, at: usize) -> bool {
     p.steps[at].before != Impression::Negative
-        && p.steps[..at]
-            .iter()
-            .any(|s| s.ret == Ret::Success && is_password(&entries[s.entry]))
+        && p.steps[..at].iter().any(|s| password_ok(entries, s))
 }
 
 /// The problems of a walk of `entries` whose first pam_smsotp.so line is
@@ -51,7 +56,6 @@ fn proven(entries: &[Entry], p: &Path, at: usize) -> bool {
 /// line that goes past the module.
 pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
     let password_before = entries[..module].iter().any(is_password);
-    let succeeded = |s: &Step| s.ret == Ret::Success && is_password(&entries[s.entry]);
     // (path, step, failed password entry) of the clearest unproven run.
     let mut without: Option<(usize, usize, Option<usize>)> = None;
     let mut code_alone = false;
@@ -74,7 +78,7 @@ pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
                     not_reached.push(Problem::NotReached {
                         path: n,
                         culprit,
-                        after_password: p.steps[..=culprit].iter().any(succeeded),
+                        after_password: p.steps[..=culprit].iter().any(|s| password_ok(entries, s)),
                     });
                 }
             }
@@ -93,7 +97,7 @@ pub fn problems(entries: &[Entry], walk: &Walk, module: usize) -> Vec<Problem> {
             code_alone |= ret == Ret::Success && p.success;
             let failed = p.steps[..at]
                 .iter()
-                .find(|s| s.ret != Ret::Success && is_password(&entries[s.entry]))
+                .find(|s| is_password(&entries[s.entry]) && !password_ok(entries, s))
                 .map(|s| s.entry);
             // Prefer a path where a password visibly failed: it explains more.
             if without.is_none_or(|(_, _, f)| f.is_none() && failed.is_some()) {
