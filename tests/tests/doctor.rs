@@ -298,7 +298,7 @@ fn policy_sections_and_unprotected_variants() {
     assert_eq!(sev, "info");
     assert!(msg.contains("[service.sudo] (the `sudo` family)"), "{msg}");
     let (sev, msg) = policy("/etc/pam.d/sshd");
-    assert_eq!(sev, "warning", "{msg}");
+    assert_eq!(sev, "info", "{msg}");
     assert!(
         msg.contains("[policy]") && msg.contains("enabled = false"),
         "{msg}"

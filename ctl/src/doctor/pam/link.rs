@@ -68,27 +68,20 @@ pub fn policy_section(service: &str, policy: &Policy, origin: &str) -> Finding {
         Some(name) => format!("[service.{name}] (the `{name}` family)"),
         None => "[policy] (no [service.NAME] matches)".into(),
     };
-    if policy.for_service(service).enabled {
-        Finding::new(
-            "pam.policy",
-            Severity::Info,
-            origin,
-            format!("`{service}` gets {section}"),
-        )
+    // Info either way: turning codes off for most services is a normal
+    // setup (`[policy] enabled = false`, `[service.sshd] enabled = true`),
+    // and a warning per intended skip would teach people to ignore warnings.
+    let off = if policy.for_service(service).enabled {
+        ""
     } else {
-        Finding::new(
-            "pam.policy",
-            Severity::Warning,
-            origin,
-            format!(
-                "`{service}` gets {section}, which has enabled = false: the module skips its \
-                 logins (password only)"
-            ),
-        )
-        .fix(format!(
-            "if `{service}` should need a code, add `[service.{service}]` with `enabled = true`"
-        ))
-    }
+        ", which has enabled = false: the module skips its logins (password only)"
+    };
+    Finding::new(
+        "pam.policy",
+        Severity::Info,
+        origin,
+        format!("`{service}` gets {section}{off}"),
+    )
 }
 
 #[cfg(test)]
@@ -145,7 +138,7 @@ mod tests {
             f.message
         );
         let f = policy_section("su-l", &c.policy, "o");
-        assert_eq!(f.severity, Severity::Warning);
         assert!(f.message.contains("[policy]"), "{}", f.message);
+        assert!(f.message.contains("enabled = false"), "{}", f.message);
     }
 }
