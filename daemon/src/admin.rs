@@ -3,13 +3,14 @@
 //! themselves and only where noted. Every change is audited.
 
 use crate::authz::Peer;
-use crate::backup;
 use crate::providers::{SendMeta, Sms};
+use crate::ratelimit::{InFlight, Limited};
 use crate::state::{Runtime, State};
 use crate::store::{unix_now, StoreError};
 use smsotp_config::Mobile;
 use smsotp_proto::{ErrorKind, Request, Response, Secret, UserStatus};
 use std::sync::Arc;
+use std::time::Instant;
 use tracing::{info, warn};
 
 fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
@@ -187,6 +188,31 @@ async fn unlock(state: &State, peer: Peer, user: &str) -> Result<Response, Respo
     })
 }
 
+/// Callers other than root: their uid's one request in flight, or why not.
+fn self_service(state: &State, peer: Peer) -> Result<Option<InFlight<'_>>, Response> {
+    if peer.uid == 0 {
+        return Ok(None);
+    }
+    state
+        .self_service
+        .begin(peer.uid)
+        .map(Some)
+        .map_err(limited)
+}
+
+fn limited(l: Limited) -> Response {
+    match l {
+        Limited::InFlight => refuse(ErrorKind::Busy, l.to_string()),
+        Limited::TooMany { retry_after } => refuse(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{l}; try again in {} min or ask your administrator",
+                retry_after.as_secs().div_ceil(60)
+            ),
+        ),
+    }
+}
+
 async fn backup_codes(
     state: &State,
     rt: &Runtime,
@@ -200,11 +226,15 @@ async fn backup_codes(
             "backup codes are disabled (backup_codes.enabled = false)",
         ));
     }
+    let in_flight = self_service(state, peer)?;
+    if let Some(f) = &in_flight {
+        f.make_set(Instant::now()).map_err(limited)?;
+    }
     let count = rt.config.backup_codes.count;
-    let made = tokio::task::spawn_blocking(move || backup::generate(count))
-        .await
-        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?
-        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?;
+    let made = state.hashing.generate(count).await.map_err(|e| {
+        warn!(event = "backup_codes_failed", user, error = %e, "backup code generation failed");
+        refuse(ErrorKind::Internal, "backup code generation failed")
+    })?;
     let pairs = made
         .iter()
         .map(|c| (c.id.clone(), c.hash.clone()))

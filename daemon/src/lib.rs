@@ -4,12 +4,14 @@
 pub mod admin;
 pub mod authz;
 pub mod backup;
+pub mod hashing;
 pub mod listener;
 pub mod login;
 pub mod notice;
 pub mod otp;
 pub mod policy;
 pub mod providers;
+pub mod ratelimit;
 pub mod server;
 pub mod session;
 pub mod state;

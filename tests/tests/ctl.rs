@@ -228,10 +228,10 @@ fn unlock_lifts_a_lockout() {
     d.assert_log_clean(&[]);
 }
 
-/// `ABCD-EFGH-JKMN`: 12 characters of the unambiguous alphabet.
+/// `ABCD-EFGH-JKMN-PQRS`: 16 characters of the unambiguous alphabet.
 fn is_backup_code(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 3
+    parts.len() == 4
         && parts.iter().all(|p| {
             p.len() == 4
                 && p.bytes()
