@@ -1,11 +1,13 @@
 //! Requests from `smsotpctl`: status, numbers, unlock, backup codes,
 //! opt-out, test messages. Root may act for anyone; other callers only for
-//! themselves and only where noted. Every change is audited.
+//! themselves and only where noted; new backup codes and opting out take a
+//! fresh SMS code from them ([`crate::stepup`]). Every change is audited.
 
 use crate::authz::Peer;
 use crate::providers::{SendMeta, Sms};
 use crate::ratelimit::{InFlight, Limited};
 use crate::state::{Runtime, State};
+use crate::stepup::{self, Action};
 use crate::store::{unix_now, StoreError};
 use smsotp_config::Mobile;
 use smsotp_proto::{ErrorKind, Request, Response, Secret, UserStatus};
@@ -20,7 +22,7 @@ fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
     }
 }
 
-fn internal(e: StoreError) -> Response {
+pub(crate) fn internal(e: StoreError) -> Response {
     warn!(event = "store_error", error = %e, "state store failed");
     refuse(
         ErrorKind::Internal,
@@ -67,8 +69,14 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
         Request::SetMobile { user, mobile } => set_mobile(state, &rt, peer, &user, &mobile).await,
         Request::RemoveUser { user } => remove(state, peer, &user).await,
         Request::Unlock { user } => unlock(state, peer, &user).await,
-        Request::GenerateBackupCodes { user } => backup_codes(state, &rt, peer, &user).await,
-        Request::SetOptOut { user, opted_out } => opt_out(state, &rt, peer, &user, opted_out).await,
+        Request::GenerateBackupCodes { user, code } => {
+            backup_codes(state, &rt, peer, &user, code).await
+        }
+        Request::SetOptOut {
+            user,
+            opted_out,
+            code,
+        } => opt_out(state, &rt, peer, &user, opted_out, code).await,
         Request::TestSms { user } => test_sms(state, &rt, peer, &user).await,
         _ => Err(refuse(ErrorKind::BadRequest, "not an admin request")),
     };
@@ -76,7 +84,7 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
 }
 
 /// The user's number and where it comes from.
-async fn lookup(
+pub(crate) async fn lookup(
     state: &State,
     rt: &Runtime,
     user: &str,
@@ -214,10 +222,11 @@ fn limited(l: Limited) -> Response {
 }
 
 async fn backup_codes(
-    state: &State,
+    state: &Arc<State>,
     rt: &Runtime,
     peer: Peer,
     user: &str,
+    code: Option<Secret>,
 ) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     if !rt.config.backup_codes.enabled {
@@ -228,6 +237,9 @@ async fn backup_codes(
     }
     let in_flight = self_service(state, peer)?;
     if let Some(f) = &in_flight {
+        // Refused before an SMS is spent on a set that could not be made.
+        f.may_make_set(Instant::now()).map_err(limited)?;
+        stepup::require(state, rt, peer, user, Action::BackupCodes, code.as_ref()).await?;
         f.make_set(Instant::now()).map_err(limited)?;
     }
     let count = rt.config.backup_codes.count;
@@ -251,6 +263,7 @@ async fn backup_codes(
         peer_uid = peer.uid,
         "backup codes replaced"
     );
+    notify_new_codes(state, rt, peer, user).await;
     Ok(Response::BackupCodes {
         codes: made
             .iter()
@@ -259,12 +272,32 @@ async fn backup_codes(
     })
 }
 
+/// Tells the phone that a new set exists, whoever made it: a set the
+/// user did not ask for is how an intruder keeps a way in.
+async fn notify_new_codes(state: &State, rt: &Runtime, peer: Peer, user: &str) {
+    let Ok(Some((mobile, _))) = lookup(state, rt, user).await else {
+        return;
+    };
+    let by = if peer.uid == 0 {
+        "an administrator"
+    } else {
+        "your account"
+    };
+    let body = format!(
+        "New backup codes for {user} on {} were made by {by}; earlier codes no longer work. \
+         Not you? Tell your administrator.",
+        rt.hostname
+    );
+    crate::notice::send(rt, user, &mobile, body, "backup_codes_notice").await;
+}
+
 async fn opt_out(
-    state: &State,
+    state: &Arc<State>,
     rt: &Runtime,
     peer: Peer,
     user: &str,
     opted_out: bool,
+    code: Option<Secret>,
 ) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     let p = &rt.config.policy;
@@ -275,6 +308,14 @@ async fn opt_out(
             "SMS codes are mandatory on this host",
         ));
     }
+    // Opting back in only makes the account stronger: no step-up.
+    let _in_flight = if opted_out {
+        let f = self_service(state, peer)?;
+        stepup::require(state, rt, peer, user, Action::OptOut, code.as_ref()).await?;
+        f
+    } else {
+        None
+    };
     state
         .store
         .set_opt_out(user, opted_out, unix_now())

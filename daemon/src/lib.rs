@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod stepup;
 pub mod store;
 pub mod wire;
 

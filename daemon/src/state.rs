@@ -78,6 +78,8 @@ pub struct State {
     pub store: Arc<dyn Store>,
     /// The only way to run argon2 (backup codes), bounded daemon-wide.
     pub hashing: crate::hashing::Hashing,
+    /// Step-up codes sent for self-service changes, not yet used.
+    pub stepups: crate::stepup::StepUps,
     /// One self-service request in flight per uid, a few sets an hour.
     pub self_service: crate::ratelimit::PerUid,
     /// How long the last real send took, in microseconds: a fake challenge
@@ -93,6 +95,7 @@ impl State {
             hasher: CodeHasher::new(),
             store,
             hashing: crate::hashing::Hashing::new(),
+            stepups: Default::default(),
             self_service: Default::default(),
             last_send_micros: AtomicU64::new(50_000),
         })
