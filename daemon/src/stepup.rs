@@ -267,3 +267,56 @@ async fn check(
         Outcome::Expired | Outcome::Spent => Err(Response::Expired { can_resend: false }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::CodeHasher;
+    use smsotp_config::OtpPolicy;
+
+    fn pending(h: &CodeHasher, user: &str, policy: OtpPolicy) -> Pending {
+        Pending {
+            user: user.into(),
+            challenge: Challenge::new(h, "123456", policy, Instant::now()),
+        }
+    }
+
+    #[test]
+    fn a_code_serves_only_its_uid_action_and_user_and_only_once() {
+        let (h, s) = (CodeHasher::new(), StepUps::default());
+        s.put(
+            1000,
+            Action::BackupCodes,
+            pending(&h, "alice", OtpPolicy::default()),
+        );
+        assert!(
+            s.take(1001, Action::BackupCodes, "alice").is_none(),
+            "other uid"
+        );
+        assert!(
+            s.take(1000, Action::OptOut, "alice").is_none(),
+            "other action"
+        );
+        assert!(
+            s.take(1000, Action::BackupCodes, "bob").is_none(),
+            "other user"
+        );
+        assert!(s.take(1000, Action::BackupCodes, "alice").is_some());
+        assert!(
+            s.take(1000, Action::BackupCodes, "alice").is_none(),
+            "taken"
+        );
+    }
+
+    #[test]
+    fn dead_codes_are_dropped_when_a_new_one_is_sent() {
+        let (h, s) = (CodeHasher::new(), StepUps::default());
+        let gone = OtpPolicy {
+            expiry: std::time::Duration::ZERO,
+            ..OtpPolicy::default()
+        };
+        s.put(1, Action::OptOut, pending(&h, "a", gone));
+        s.put(2, Action::OptOut, pending(&h, "b", OtpPolicy::default()));
+        assert_eq!(s.lock().len(), 1, "the expired code of uid 1 went");
+    }
+}
