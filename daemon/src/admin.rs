@@ -1,15 +1,18 @@
 //! Requests from `smsotpctl`: status, numbers, unlock, backup codes,
 //! opt-out, test messages. Root may act for anyone; other callers only for
-//! themselves and only where noted. Every change is audited.
+//! themselves and only where noted; new backup codes and opting out take a
+//! fresh SMS code from them ([`crate::stepup`]). Every change is audited.
 
 use crate::authz::Peer;
-use crate::backup;
 use crate::providers::{SendMeta, Sms};
+use crate::ratelimit::{InFlight, Limited};
 use crate::state::{Runtime, State};
+use crate::stepup::{self, Action};
 use crate::store::{unix_now, StoreError};
 use smsotp_config::Mobile;
 use smsotp_proto::{ErrorKind, Request, Response, Secret, UserStatus};
 use std::sync::Arc;
+use std::time::Instant;
 use tracing::{info, warn};
 
 fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
@@ -19,7 +22,7 @@ fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
     }
 }
 
-fn internal(e: StoreError) -> Response {
+pub(crate) fn internal(e: StoreError) -> Response {
     warn!(event = "store_error", error = %e, "state store failed");
     refuse(
         ErrorKind::Internal,
@@ -66,8 +69,14 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
         Request::SetMobile { user, mobile } => set_mobile(state, &rt, peer, &user, &mobile).await,
         Request::RemoveUser { user } => remove(state, peer, &user).await,
         Request::Unlock { user } => unlock(state, peer, &user).await,
-        Request::GenerateBackupCodes { user } => backup_codes(state, &rt, peer, &user).await,
-        Request::SetOptOut { user, opted_out } => opt_out(state, &rt, peer, &user, opted_out).await,
+        Request::GenerateBackupCodes { user, code } => {
+            backup_codes(state, &rt, peer, &user, code).await
+        }
+        Request::SetOptOut {
+            user,
+            opted_out,
+            code,
+        } => opt_out(state, &rt, peer, &user, opted_out, code).await,
         Request::TestSms { user } => test_sms(state, &rt, peer, &user).await,
         _ => Err(refuse(ErrorKind::BadRequest, "not an admin request")),
     };
@@ -75,7 +84,7 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
 }
 
 /// The user's number and where it comes from.
-async fn lookup(
+pub(crate) async fn lookup(
     state: &State,
     rt: &Runtime,
     user: &str,
@@ -187,11 +196,37 @@ async fn unlock(state: &State, peer: Peer, user: &str) -> Result<Response, Respo
     })
 }
 
+/// Callers other than root: their uid's one request in flight, or why not.
+fn self_service(state: &State, peer: Peer) -> Result<Option<InFlight<'_>>, Response> {
+    if peer.uid == 0 {
+        return Ok(None);
+    }
+    state
+        .self_service
+        .begin(peer.uid)
+        .map(Some)
+        .map_err(limited)
+}
+
+fn limited(l: Limited) -> Response {
+    match l {
+        Limited::InFlight => refuse(ErrorKind::Busy, l.to_string()),
+        Limited::TooMany { retry_after } => refuse(
+            ErrorKind::PermissionDenied,
+            format!(
+                "{l}; try again in {} min or ask your administrator",
+                retry_after.as_secs().div_ceil(60)
+            ),
+        ),
+    }
+}
+
 async fn backup_codes(
-    state: &State,
+    state: &Arc<State>,
     rt: &Runtime,
     peer: Peer,
     user: &str,
+    code: Option<Secret>,
 ) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     if !rt.config.backup_codes.enabled {
@@ -200,11 +235,18 @@ async fn backup_codes(
             "backup codes are disabled (backup_codes.enabled = false)",
         ));
     }
+    let in_flight = self_service(state, peer)?;
+    if let Some(f) = &in_flight {
+        // Refused before an SMS is spent on a set that could not be made.
+        f.may_make_set(Instant::now()).map_err(limited)?;
+        stepup::require(state, rt, peer, user, Action::BackupCodes, code.as_ref()).await?;
+        f.make_set(Instant::now()).map_err(limited)?;
+    }
     let count = rt.config.backup_codes.count;
-    let made = tokio::task::spawn_blocking(move || backup::generate(count))
-        .await
-        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?
-        .map_err(|_| refuse(ErrorKind::Internal, "backup code generation failed"))?;
+    let made = state.hashing.generate(count).await.map_err(|e| {
+        warn!(event = "backup_codes_failed", user, error = %e, "backup code generation failed");
+        refuse(ErrorKind::Internal, "backup code generation failed")
+    })?;
     let pairs = made
         .iter()
         .map(|c| (c.id.clone(), c.hash.clone()))
@@ -221,6 +263,7 @@ async fn backup_codes(
         peer_uid = peer.uid,
         "backup codes replaced"
     );
+    notify_new_codes(state, rt, peer, user).await;
     Ok(Response::BackupCodes {
         codes: made
             .iter()
@@ -229,12 +272,32 @@ async fn backup_codes(
     })
 }
 
+/// Tells the phone that a new set exists, whoever made it: a set the
+/// user did not ask for is how an intruder keeps a way in.
+async fn notify_new_codes(state: &State, rt: &Runtime, peer: Peer, user: &str) {
+    let Ok(Some((mobile, _))) = lookup(state, rt, user).await else {
+        return;
+    };
+    let by = if peer.uid == 0 {
+        "an administrator"
+    } else {
+        "your account"
+    };
+    let body = format!(
+        "New backup codes for {user} on {} were made by {by}; earlier codes no longer work. \
+         Not you? Tell your administrator.",
+        rt.hostname
+    );
+    crate::notice::send(rt, user, &mobile, body, "backup_codes_notice").await;
+}
+
 async fn opt_out(
-    state: &State,
+    state: &Arc<State>,
     rt: &Runtime,
     peer: Peer,
     user: &str,
     opted_out: bool,
+    code: Option<Secret>,
 ) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     let p = &rt.config.policy;
@@ -245,6 +308,14 @@ async fn opt_out(
             "SMS codes are mandatory on this host",
         ));
     }
+    // Opting back in only makes the account stronger: no step-up.
+    let _in_flight = if opted_out {
+        let f = self_service(state, peer)?;
+        stepup::require(state, rt, peer, user, Action::OptOut, code.as_ref()).await?;
+        f
+    } else {
+        None
+    };
     state
         .store
         .set_opt_out(user, opted_out, unix_now())

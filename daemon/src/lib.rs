@@ -4,15 +4,18 @@
 pub mod admin;
 pub mod authz;
 pub mod backup;
+pub mod hashing;
 pub mod listener;
 pub mod login;
 pub mod notice;
 pub mod otp;
 pub mod policy;
 pub mod providers;
+pub mod ratelimit;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod stepup;
 pub mod store;
 pub mod wire;
 

@@ -76,6 +76,12 @@ pub struct State {
     pub hasher: CodeHasher,
     /// Durable state; opened once, not swapped by a reload.
     pub store: Arc<dyn Store>,
+    /// The only way to run argon2 (backup codes), bounded daemon-wide.
+    pub hashing: crate::hashing::Hashing,
+    /// Step-up codes sent for self-service changes, not yet used.
+    pub stepups: crate::stepup::StepUps,
+    /// One self-service request in flight per uid, a few sets an hour.
+    pub self_service: crate::ratelimit::PerUid,
     /// How long the last real send took, in microseconds: a fake challenge
     /// for an unknown user waits about as long, so timing does not tell.
     last_send_micros: AtomicU64,
@@ -88,6 +94,9 @@ impl State {
             runtime: RwLock::new(Arc::new(runtime)),
             hasher: CodeHasher::new(),
             store,
+            hashing: crate::hashing::Hashing::new(),
+            stepups: Default::default(),
+            self_service: Default::default(),
             last_send_micros: AtomicU64::new(50_000),
         })
     }

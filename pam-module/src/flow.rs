@@ -459,6 +459,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             | Response::Wrong { .. }
             | Response::ResendRefused { .. }
             | Response::Status(_)
+            | Response::StepUp(_)
             | Response::BackupCodes { .. }
             | Response::Done { .. }
             | Response::TestSent { .. }) => Next::Done(self.protocol_error(&format!(
@@ -630,6 +631,7 @@ fn answer_name(answer: &Response) -> &'static str {
         Response::SendFailed => "send_failed",
         Response::Error { .. } => "error",
         Response::Status(_) => "status",
+        Response::StepUp(_) => "step_up",
         Response::BackupCodes { .. } => "backup_codes",
         Response::Done { .. } => "done",
         Response::TestSent { .. } => "test_sent",

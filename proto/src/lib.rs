@@ -16,9 +16,11 @@ pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use message::{
     check_user, BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request,
-    Response, SkipReason, UserStatus, ValidationError, VerifyMethod,
+    Response, SkipReason, StepUpInfo, UserStatus, ValidationError, VerifyMethod,
 };
 pub use secret::Secret;
 
 /// Version of the message set below. Bump on any change to a message.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// 3: self-service backup codes and opt-out take an SMS step-up
+/// (`code` in the request, `step_up` in the answer).
+pub const PROTOCOL_VERSION: u32 = 3;

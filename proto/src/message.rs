@@ -29,10 +29,22 @@ pub enum Request {
     /// Admin: lift a lockout and clear the failure count.
     Unlock { user: String },
     /// Admin or the user: replace the user's backup codes with a new set.
-    GenerateBackupCodes { user: String },
+    /// A caller other than root first gets [`Response::StepUp`] and repeats
+    /// the request with the SMS code in `code` (see [`StepUpInfo`]).
+    GenerateBackupCodes {
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<Secret>,
+    },
     /// The user (or an admin) opts out of / back into SMS codes where the
-    /// policy is not mandatory.
-    SetOptOut { user: String, opted_out: bool },
+    /// policy is not mandatory. Opting out as a caller other than root
+    /// takes the same step-up as `GenerateBackupCodes`; opting in never does.
+    SetOptOut {
+        user: String,
+        opted_out: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<Secret>,
+    },
     /// Admin: send a test message to a user through the provider chain.
     TestSms { user: String },
 }
@@ -94,6 +106,9 @@ pub enum Response {
     },
     /// Answer to `Status`.
     Status(UserStatus),
+    /// A self-service change that weakens the account needs a fresh SMS
+    /// code: one was sent; send the same request again with it.
+    StepUp(StepUpInfo),
     /// Answer to `GenerateBackupCodes`: shown once, never stored in clear.
     BackupCodes {
         codes: Vec<Secret>,
@@ -260,6 +275,26 @@ mod masked {
     }
 }
 
+/// What the CLI needs to ask for a step-up code. Every field is bounded by
+/// its type; the code itself is only on the phone.
+///
+/// The pending code belongs to the caller's uid and the action, not to the
+/// connection: the CLI may reconnect after the prompt. A wrong code is
+/// answered with [`Response::Wrong`] (the same code may be tried again while
+/// tries are left), then [`Response::TriesExhausted`]; a late one with
+/// [`Response::Expired`]. Every guess is charged to the user's guess budget
+/// like a login's, so a lockout ends step-ups too ([`Response::Locked`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepUpInfo {
+    #[serde(with = "masked")]
+    pub masked_mobile: MaskedMobile,
+    pub expires_in_secs: u64,
+    pub attempts_left: u32,
+    pub code_length: u8,
+    pub alphabet: CodeAlphabet,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CodeAlphabet {
@@ -330,6 +365,17 @@ pub fn check_user(user: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// What a user typed at a code prompt: bounded, never truncated.
+fn check_code(code: &Secret) -> Result<(), ValidationError> {
+    if code.len() > limits::MAX_CODE {
+        return Err(ValidationError {
+            field: "code",
+            problem: "too long",
+        });
+    }
+    Ok(())
+}
+
 impl BeginRequest {
     pub fn validate(&self) -> Result<(), ValidationError> {
         check_user(&self.user)?;
@@ -354,26 +400,20 @@ impl Request {
         match self {
             Request::Hello { client, .. } => check_text("client", client, 64, true),
             Request::Begin(begin) => begin.validate(),
-            Request::Verify { code } => {
-                if code.len() > limits::MAX_CODE {
-                    return Err(ValidationError {
-                        field: "code",
-                        problem: "too long",
-                    });
-                }
-                Ok(())
-            }
+            Request::Verify { code } => check_code(code),
             Request::Resend => Ok(()),
             Request::Enroll { mobile } => check_text("mobile", mobile, limits::MAX_MOBILE, false),
             Request::SetMobile { user, mobile } => {
                 check_user(user)?;
                 check_text("mobile", mobile, limits::MAX_MOBILE, false)
             }
+            Request::GenerateBackupCodes { user, code } | Request::SetOptOut { user, code, .. } => {
+                check_user(user)?;
+                code.as_ref().map_or(Ok(()), check_code)
+            }
             Request::Status { user }
             | Request::RemoveUser { user }
             | Request::Unlock { user }
-            | Request::GenerateBackupCodes { user }
-            | Request::SetOptOut { user, .. }
             | Request::TestSms { user } => check_user(user),
         }
     }
@@ -447,6 +487,65 @@ mod tests {
         assert!(MaskedMobile::new(&"*".repeat(25)).is_none());
         let json = r#"{"type":"challenge","masked_mobile":"x<script>","expires_in_secs":1,"resends_left":0,"attempts_left":1,"code_length":6,"alphabet":"numeric","sms_sent":true,"backup_allowed":false,"notice":null,"show_reasons":true}"#;
         assert!(serde_json::from_str::<Response>(json).is_err());
+    }
+
+    #[test]
+    fn step_up_requests_bound_the_code_and_old_forms_still_decode() {
+        // Protocol 2's forms (no `code`) decode as "no code yet", and a
+        // request without a code goes out exactly as before.
+        let old = r#"{"type":"generate_backup_codes","user":"bob"}"#;
+        let req: Request = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            req,
+            Request::GenerateBackupCodes {
+                user: "bob".into(),
+                code: None
+            }
+        );
+        assert_eq!(serde_json::to_string(&req).unwrap(), old);
+        let old = r#"{"type":"set_opt_out","user":"bob","opted_out":true}"#;
+        assert!(serde_json::from_str::<Request>(old).is_ok());
+        let with = Request::SetOptOut {
+            user: "bob".into(),
+            opted_out: true,
+            code: Some(Secret::new("424242")),
+        };
+        assert!(with.validate().is_ok());
+        assert!(!format!("{with:?}").contains("424242"));
+        let long = Request::GenerateBackupCodes {
+            user: "bob".into(),
+            code: Some(Secret::new("1".repeat(65))),
+        };
+        assert_eq!(long.validate().unwrap_err().field, "code");
+    }
+
+    #[test]
+    fn step_up_answer_round_trips_and_refuses_a_bad_mask() {
+        let resp = Response::StepUp(StepUpInfo {
+            masked_mobile: MaskedMobile::new("********4567").unwrap(),
+            expires_in_secs: 300,
+            attempts_left: 3,
+            code_length: 6,
+            alphabet: CodeAlphabet::Numeric,
+        });
+        let json = serde_json::to_string(&resp).unwrap();
+        assert!(json.starts_with(r#"{"type":"step_up","#), "{json}");
+        assert_eq!(serde_json::from_str::<Response>(&json).unwrap(), resp);
+        let bad = json.replace("********4567", "+15551234567x");
+        assert!(serde_json::from_str::<Response>(&bad).is_err());
+    }
+
+    #[test]
+    fn fuzz_seeds_still_decode() {
+        // The admin seed: hello, set_opt_out (protocol 2 form), enroll.
+        let seed: &[u8] = include_bytes!("../../fuzz/seeds/frame_decode/admin");
+        let mut cur = std::io::Cursor::new(seed);
+        let mut n = 0;
+        while let Ok(req) = crate::frame::read_frame::<_, Request>(&mut cur) {
+            assert!(req.validate().is_ok(), "{req:?}");
+            n += 1;
+        }
+        assert_eq!(n, 3);
     }
 
     #[test]

@@ -99,6 +99,22 @@ impl Ctl {
     /// `smsotpctl --socket SOCKET ARGS...`, stdin from /dev/null (not a
     /// terminal), bounded by [`RUN_LIMIT`].
     pub fn run(&self, args: &[&str]) -> CtlRun {
+        run_bounded(self.command(args), args, None)
+    }
+
+    /// Like [`run`](Self::run), with stdin a pipe: `answer` runs on a
+    /// helper thread (e.g. waits for the step-up SMS in the outbox), its
+    /// line is written to stdin, and stdin is closed, so a second prompt
+    /// reads end-of-file.
+    pub fn run_answering(
+        &self,
+        args: &[&str],
+        answer: impl FnOnce() -> String + Send + 'static,
+    ) -> CtlRun {
+        run_bounded(self.command(args), args, Some(Box::new(answer)))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
         let mut cmd = match &self.as_user {
             Some(user) => {
                 let mut c = Command::new("setpriv");
@@ -114,17 +130,32 @@ impl Ctl {
         cmd.arg("--socket").arg(&self.socket).args(args);
         // A clean environment: nothing of the caller's steers the CLI.
         cmd.env_clear().env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-        run_bounded(cmd, args)
+        cmd
     }
 }
 
-fn run_bounded(mut cmd: Command, args: &[&str]) -> CtlRun {
+type Answer = Box<dyn FnOnce() -> String + Send>;
+
+fn run_bounded(mut cmd: Command, args: &[&str], answer: Option<Answer>) -> CtlRun {
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(if answer.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run smsotpctl: {e}"));
+    if let (Some(answer), Some(mut stdin)) = (answer, child.stdin.take()) {
+        // Detached: it ends when `answer` returns (its own waits are
+        // bounded) and the write fails at once if the child is gone.
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let line = answer();
+            let _ = writeln!(stdin, "{line}");
+        });
+    }
     // Drain both pipes from threads so a chatty child cannot block.
     let mut out = child.stdout.take().expect("stdout");
     let mut err = child.stderr.take().expect("stderr");

@@ -151,13 +151,13 @@ pub fn generate_backup_codes(socket: &Path, user: &str) -> Vec<String> {
         .collect();
     for c in &codes {
         assert!(
-            c.len() == 14
-                && c.chars().enumerate().all(|(i, ch)| if i == 4 || i == 9 {
+            c.len() == 19
+                && c.chars().enumerate().all(|(i, ch)| if i % 5 == 4 {
                     ch == '-'
                 } else {
                     ch.is_ascii_uppercase() || ch.is_ascii_digit()
                 }),
-            "not a backup code (XXXX-XXXX-XXXX): {c:?}\nstdout:\n{}\nstderr:\n{}",
+            "not a backup code (XXXX-XXXX-XXXX-XXXX): {c:?}\nstdout:\n{}\nstderr:\n{}",
             ran.stdout,
             ran.stderr
         );

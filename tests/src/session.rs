@@ -83,7 +83,10 @@ pub fn status(socket: &Path, user: &str) -> UserStatus {
 /// `GenerateBackupCodes` for `user`: the codes in display form.
 pub fn generate_backup_codes(socket: &Path, user: &str) -> Vec<String> {
     let mut s = Session::connect(socket).unwrap_or_else(|e| panic!("connect for codes: {e}"));
-    match s.call(&Request::GenerateBackupCodes { user: user.into() }) {
+    match s.call(&Request::GenerateBackupCodes {
+        user: user.into(),
+        code: None,
+    }) {
         Ok(Response::BackupCodes { codes }) => {
             codes.iter().map(|c| c.expose().to_string()).collect()
         }

@@ -228,10 +228,10 @@ fn unlock_lifts_a_lockout() {
     d.assert_log_clean(&[]);
 }
 
-/// `ABCD-EFGH-JKMN`: 12 characters of the unambiguous alphabet.
+/// `ABCD-EFGH-JKMN-PQRS`: 16 characters of the unambiguous alphabet.
 fn is_backup_code(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
-    parts.len() == 3
+    parts.len() == 4
         && parts.iter().all(|p| {
             p.len() == 4
                 && p.bytes()
@@ -367,7 +367,9 @@ fn opt_out_and_in_as_the_calling_user_only_where_optional() {
         .start();
     let as_me = Ctl::new(&d.socket()).as_user(&me.name);
 
-    let out = as_me.run(&["opt-out"]);
+    // Opting out takes the code sent to the phone (read from stdin here).
+    let outbox = d.outbox();
+    let out = as_me.run_answering(&["opt-out"], move || outbox.nth(1).code());
     out.expect_code(0);
     assert_eq!(
         out.stdout,

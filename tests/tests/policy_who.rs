@@ -9,6 +9,7 @@
 //! answer to a stack of nothing but ignores), and the daemon's log shows
 //! that it skipped the login and why.
 
+use smsotp_tests::ctl::Ctl;
 use smsotp_tests::daemon::{Daemon, DaemonBuilder};
 use smsotp_tests::flows::*;
 use smsotp_tests::libpam::{PAM_PERM_DENIED, PAM_SUCCESS};
@@ -283,7 +284,12 @@ fn opt_out_where_codes_are_optional() {
     pamd.smsotp_service(strict, &d.socket(), OPTS);
     prompted(&d, &pamd, SERVICE, &u.name, Items::default());
 
-    let ran = ctl_as(uid, gid, &d.socket(), &["opt-out"]);
+    // Opting out takes the code sent to the phone (read from stdin here).
+    let outbox = d.outbox();
+    let sent = outbox.count();
+    let ran = Ctl::new(&d.socket())
+        .as_user(&u.name)
+        .run_answering(&["opt-out"], move || outbox.nth(sent + 1).code());
     ran.expect_code(0);
     assert_eq!(status_json(&d.socket(), &u.name)["opted_out"], true);
     assert_ignored(&d, &pamd, SERVICE, &u.name, Items::default(), "opted-out");

@@ -286,7 +286,10 @@ fn trace_level_logs_carry_no_codes_backup_codes_tokens_or_numbers() {
     out.assert_code(PAM_SUCCESS);
     // Backup codes: generate as root, log in with one.
     let mut c = Client::connect(&d.socket(), Duration::from_secs(5), "smsotp-tests").unwrap();
-    let backup: Vec<String> = match c.call(&Request::GenerateBackupCodes { user: user.clone() }) {
+    let backup: Vec<String> = match c.call(&Request::GenerateBackupCodes {
+        user: user.clone(),
+        code: None,
+    }) {
         Ok(Response::BackupCodes { codes }) => {
             codes.iter().map(|s| s.expose().to_string()).collect()
         }

@@ -2,10 +2,11 @@
 //!
 //! `generate` prints the codes once, one per line on stdout, with the
 //! header on stderr, so `smsotpctl backup-codes generate > codes.txt`
-//! captures only the codes.
+//! captures only the codes. For anyone but root it first asks for the
+//! code the daemon sends to the phone (see [`stepup`]).
 
 use super::output::{self, Failure, Reply, DEFAULT_TIMEOUT_SECS};
-use super::{ConnArgs, Ctx};
+use super::{stepup, ConnArgs, Ctx};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use smsotp_proto::{Request, Secret};
@@ -14,6 +15,8 @@ use smsotp_proto::{Request, Secret};
 pub enum BackupCommand {
     /// Replace the backup codes with a new set and print it once
     /// (codes on stdout, the header on stderr). The old codes stop working.
+    /// Anyone but root must confirm with a code sent to their phone (read
+    /// from the terminal, or one line from stdin when it is not one).
     Generate(UserArgs),
     /// Print how many unused backup codes are left.
     Count(UserArgs),
@@ -36,10 +39,13 @@ pub fn run(cmd: &BackupCommand, ctx: &Ctx) -> Result<(), Failure> {
 
 fn generate(args: &UserArgs, ctx: &Ctx) -> Result<(), Failure> {
     let user = super::user_or_self(&args.user)?;
-    let reply = output::call(
+    let reply = stepup::call(
         ctx.socket,
         output::timeout(&args.conn, DEFAULT_TIMEOUT_SECS),
-        &Request::GenerateBackupCodes { user: user.clone() },
+        |code| Request::GenerateBackupCodes {
+            user: user.clone(),
+            code,
+        },
     )?;
     let codes = match reply {
         Reply::BackupCodes { codes } => codes,

@@ -16,6 +16,7 @@ pub mod optout;
 pub mod output;
 pub mod remove;
 pub mod status;
+pub mod stepup;
 pub mod testsms;
 
 /// Subcommands flattened into `smsotpctl`'s own list.
@@ -33,7 +34,8 @@ pub enum Admin {
     /// Generate or count backup codes.
     #[command(subcommand)]
     BackupCodes(backup::BackupCommand),
-    /// Stop asking you for SMS codes, where the policy allows it.
+    /// Stop asking you for SMS codes, where the policy allows it (anyone
+    /// but root confirms with a code sent to their phone).
     OptOut(optout::OptArgs),
     /// Ask you for SMS codes again.
     OptIn(optout::OptArgs),

@@ -2,7 +2,7 @@
 //! another one, which the daemon allows root only.
 
 use super::output::{self, Failure, DEFAULT_TIMEOUT_SECS};
-use super::{ConnArgs, Ctx};
+use super::{stepup, ConnArgs, Ctx};
 use clap::Args;
 use smsotp_proto::Request;
 
@@ -17,12 +17,15 @@ pub struct OptArgs {
 
 pub fn set(args: &OptArgs, opted_out: bool, ctx: &Ctx) -> Result<(), Failure> {
     let user = super::user_or_self(&args.user)?;
-    let message = output::call(
+    // Opting out takes the SMS step-up for anyone but root; opting in is
+    // sent once and never answered with one.
+    let message = stepup::call(
         ctx.socket,
         output::timeout(&args.conn, DEFAULT_TIMEOUT_SECS),
-        &Request::SetOptOut {
+        |code| Request::SetOptOut {
             user: user.clone(),
             opted_out,
+            code,
         },
     )?
     .into_done()?;

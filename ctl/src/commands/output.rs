@@ -165,12 +165,17 @@ impl Reply {
 /// Checks the request, connects, sends it and decodes the answer, all
 /// within `timeout` for the connect and again for the call.
 pub fn call(socket: &Path, timeout: Duration, req: &Request) -> Result<Reply, Failure> {
+    Reply::from_response(call_raw(socket, timeout, req)?)
+}
+
+/// [`call`] without reading the answer as an admin reply (the step-up
+/// answers with login-style messages).
+pub fn call_raw(socket: &Path, timeout: Duration, req: &Request) -> Result<Response, Failure> {
     req.validate()
         .map_err(|v| Failure::usage(format!("invalid {v}")))?;
     let mut client =
         Client::connect(socket, timeout, "smsotpctl").map_err(|e| Failure::from_client(&e))?;
-    let resp = client.call(req).map_err(|e| Failure::from_client(&e))?;
-    Reply::from_response(resp)
+    client.call(req).map_err(|e| Failure::from_client(&e))
 }
 
 /// The `type` a response has on the wire, for messages.
