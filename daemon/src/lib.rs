@@ -10,6 +10,7 @@ pub mod notice;
 pub mod otp;
 pub mod policy;
 pub mod providers;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod state;

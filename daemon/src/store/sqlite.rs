@@ -7,7 +7,9 @@
 //! one connection behind a mutex, which also serialises writers so every
 //! read-modify-write below is atomic.
 
+use super::guesses;
 use super::*;
+use crate::rules::lockout::Budget;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -87,6 +89,33 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn charge(
+        &self,
+        budget: Budget,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError> {
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::charge(c, budget, &user, now, &lockout))
+            .await
+    }
+
+    async fn judge(
+        &self,
+        budget: Budget,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError> {
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::judge(c, budget, &user, right, now, &lockout))
+            .await
+    }
+}
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS
@@ -128,6 +157,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_mobile_if_none(
+        &self,
+        user: &str,
+        e164: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (user, e164) = (user.to_string(), e164.to_string());
+        self.run(move |c| {
+            let n = c.execute(
+                "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(user) DO NOTHING",
+                params![user, e164, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
         self.run(move |c| {
@@ -136,6 +183,7 @@ impl Store for SqliteStore {
             for table in [
                 "mobiles",
                 "failures",
+                "backup_failures",
                 "backup_codes",
                 "opt_outs",
                 "successes",
@@ -154,55 +202,7 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        let user = user.to_string();
-        let lockout = *lockout;
-        let (max, window) = (
-            i64::from(lockout.max_failures),
-            lockout.window.as_secs() as i64,
-        );
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(i64, i64, i64, i64)> = tx
-                .query_row(
-                    "SELECT failures, window_start, locked_until, lockouts FROM failures WHERE user = ?1",
-                    [&user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let (mut failures, mut window_start, locked_until, lockouts) =
-                row.unwrap_or((0, now, 0, 0));
-            if locked_until > now {
-                return Ok(Attempt::Locked { until: locked_until });
-            }
-            if window_start + window <= now {
-                failures = 0;
-                window_start = now;
-            }
-            if failures >= max {
-                // The budget is spent and no lock was set: guesses still in
-                // flight, or a crash between charging a guess and judging
-                // it. Either way this is the lockout; setting it here (and
-                // clearing the count, so the in-flight guesses do not lock
-                // a second time) keeps the escalation and a crash from
-                // shortening it.
-                let nth = (lockouts + 1).clamp(1, i64::from(u32::MAX)) as u32;
-                let until = now.saturating_add(lockout_length(&lockout, nth) as i64);
-                tx.execute(
-                    "UPDATE failures SET failures = 0, window_start = ?2, locked_until = ?3, lockouts = ?4 WHERE user = ?1",
-                    params![user, now, until, i64::from(nth)],
-                )?;
-                tx.commit()?;
-                return Ok(Attempt::Locked { until });
-            }
-            tx.execute(
-                "INSERT INTO failures(user, failures, window_start) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(user) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start",
-                params![user, failures + 1, window_start],
-            )?;
-            tx.commit()?;
-            Ok(Attempt::Granted)
-        })
-        .await
+        self.charge(Budget::Sms, user, now, lockout).await
     }
 
     async fn finish_attempt(
@@ -212,32 +212,38 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
+        self.judge(Budget::Sms, user, right, now, lockout).await
+    }
+
+    async fn begin_backup_attempt(
+        &self,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError> {
+        self.charge(Budget::Backup, user, now, lockout).await
+    }
+
+    async fn finish_backup_attempt(
+        &self,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError> {
+        self.judge(Budget::Backup, user, right, now, lockout).await
+    }
+
+    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
         let user = user.to_string();
-        let lockout = *lockout;
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if right {
-                tx.execute("UPDATE failures SET failures = 0 WHERE user = ?1", [&user])?;
-            } else {
-                let row: Option<(i64, i64)> = tx
-                    .query_row("SELECT failures, lockouts FROM failures WHERE user = ?1", [&user], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                if let Some((failures, lockouts)) = row {
-                    if failures >= i64::from(lockout.max_failures) {
-                        let nth = (lockouts + 1).clamp(1, i64::from(u32::MAX)) as u32;
-                        let until = now.saturating_add(lockout_length(&lockout, nth) as i64);
-                        tx.execute(
-                            "UPDATE failures SET failures = 0, window_start = ?2, locked_until = ?3, lockouts = ?4 WHERE user = ?1",
-                            params![user, now, until, i64::from(nth)],
-                        )?;
-                    }
-                }
-            }
-            tx.commit()
-        })
-        .await
+        self.run(move |c| guesses::locked_until(c, Budget::Backup, &user, now))
+            .await
+    }
+
+    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let user = user.to_string();
+        self.run(move |c| guesses::claim_lock_notice(c, &user, now))
+            .await
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
@@ -264,8 +270,14 @@ impl Store for SqliteStore {
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
-        self.run(move |c| Ok(c.execute("DELETE FROM failures WHERE user = ?1", [&user])? > 0))
-            .await
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = tx.execute("DELETE FROM failures WHERE user = ?1", [&user])?;
+            n += tx.execute("DELETE FROM backup_failures WHERE user = ?1", [&user])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn reserve_send(
@@ -484,6 +496,9 @@ mod tests {
             duration: Duration::from_secs(60),
             ratio: 2,
             max_duration: Duration::from_secs(3600),
+            decay: Duration::from_secs(86_400),
+            backup_max_failures: 2,
+            backup_window: Duration::from_secs(3600),
         }
     }
 
@@ -736,6 +751,56 @@ mod tests {
         assert_eq!(s.backup_codes_left("a").await.unwrap(), 0);
         assert!(s.mobile("a").await.unwrap().is_none());
         assert!(!s.opted_out("a").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn backup_guesses_have_their_own_budget_and_a_lock_is_told_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        let l = lockout();
+        // The SMS budget (3) spent and locked ...
+        for _ in 0..3 {
+            s.begin_attempt("a", 100, &l).await.unwrap();
+            s.finish_attempt("a", false, 100, &l).await.unwrap();
+        }
+        assert!(s.lock_state("a", 100).await.unwrap().locked_until.is_some());
+        // ... leaves the backup budget (2) whole, and back.
+        for _ in 0..2 {
+            assert_eq!(
+                s.begin_backup_attempt("a", 101, &l).await.unwrap(),
+                Attempt::Granted
+            );
+            s.finish_backup_attempt("a", false, 101, &l).await.unwrap();
+        }
+        assert_eq!(
+            s.begin_backup_attempt("a", 102, &l).await.unwrap(),
+            Attempt::Locked { until: 101 + 3600 }
+        );
+        assert_eq!(
+            s.backup_locked_until("a", 102).await.unwrap(),
+            Some(101 + 3600)
+        );
+        assert_eq!(s.backup_locked_until("b", 102).await.unwrap(), None);
+        // One notice per lockout, whoever asks.
+        assert_eq!(s.claim_lock_notice("a", 103).await.unwrap(), Some(160));
+        assert_eq!(s.claim_lock_notice("a", 104).await.unwrap(), None);
+        assert_eq!(s.claim_lock_notice("b", 104).await.unwrap(), None);
+        // unlock lifts both locks.
+        assert!(s.unlock("a").await.unwrap());
+        assert_eq!(s.backup_locked_until("a", 105).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_enrolment_never_overwrites_a_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = open(dir.path());
+        assert!(s.add_mobile_if_none("a", "+15550000001", 1).await.unwrap());
+        s.set_mobile("b", "+15550000002", 1).await.unwrap();
+        assert!(!s.add_mobile_if_none("b", "+15550000003", 2).await.unwrap());
+        assert_eq!(
+            s.mobile("b").await.unwrap().as_deref(),
+            Some("+15550000002")
+        );
     }
 
     #[tokio::test]
