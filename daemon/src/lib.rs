@@ -1,6 +1,7 @@
 //! smsotpd as a library, so tests can run the server in-process and the
 //! binary stays a thin shell (arguments, signals, sd_notify).
 
+pub mod account;
 pub mod admin;
 pub mod authz;
 pub mod backup;
