@@ -410,7 +410,7 @@ pub(crate) fn lockout(raw: RawLockout) -> Result<Lockout, Invalid> {
             "lockout.decay_seconds",
             raw.decay_seconds,
             86_400,
-            60,
+            10,
             365 * 86_400,
         )? as u64),
         backup_max_failures: in_range(
