@@ -100,6 +100,8 @@ impl Login {
                 Err(e) => return (internal(e), Next::Close),
                 Ok(st) => {
                     if let Some(until) = st.locked_until {
+                        // It was checked: the audit says so, whatever comes next.
+                        self.audit_wrong(outcome, VerifyMethod::Sms);
                         return self.sms_locked_mid_challenge(state, rt, until).await;
                     }
                 }
@@ -207,6 +209,28 @@ impl Login {
         )
     }
 
+    /// The audit line of a checked wrong guess.
+    fn audit_wrong(&self, outcome: Outcome, method: VerifyMethod) {
+        let b = &self.begin;
+        match outcome {
+            Outcome::Wrong { attempts_left } => audit!(
+                info,
+                "wrong_code",
+                b,
+                attempts_left,
+                backup = (method == VerifyMethod::BackupCode),
+                "wrong code"
+            ),
+            Outcome::Exhausted => audit!(
+                warn,
+                "tries_exhausted",
+                b,
+                "no tries left on this challenge"
+            ),
+            _ => {}
+        }
+    }
+
     /// The answer for a judged guess.
     async fn settle(
         &mut self,
@@ -216,7 +240,6 @@ impl Login {
         method: VerifyMethod,
         left: Option<u32>,
     ) -> (Response, Next) {
-        let b = &self.begin;
         match outcome {
             Outcome::Verified => {
                 match self.on_success(state, rt, method).await {
@@ -233,23 +256,11 @@ impl Login {
                 )
             }
             Outcome::Wrong { attempts_left } => {
-                audit!(
-                    info,
-                    "wrong_code",
-                    b,
-                    attempts_left,
-                    backup = (method == VerifyMethod::BackupCode),
-                    "wrong code"
-                );
+                self.audit_wrong(outcome, method);
                 (Response::Wrong { attempts_left }, Next::Continue)
             }
             Outcome::Exhausted => {
-                audit!(
-                    warn,
-                    "tries_exhausted",
-                    b,
-                    "no tries left on this challenge"
-                );
+                self.audit_wrong(outcome, method);
                 (Response::TriesExhausted, Next::Close)
             }
             Outcome::Expired | Outcome::Spent => {
