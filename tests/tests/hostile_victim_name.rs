@@ -159,6 +159,59 @@ fn a_name_alone_locks_sms_codes_but_the_owner_gets_in_with_a_backup_code() {
     d.assert_log_clean(&codes.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
+/// The owner is at the SMS prompt when the attacker locks SMS codes: the
+/// owner's next answer (a resend, or a code) meets the lock and turns the
+/// login into a backup-only one instead of ending it.
+#[test]
+fn a_lock_met_mid_login_turns_it_backup_only() {
+    let (by_resend, by_code) = (unique_name("midr"), unique_name("midc"));
+    let (d, pamd) = start(
+        Daemon::builder()
+            .user(&by_resend, MOBILE)
+            .user(&by_code, ROOT_NUMBER)
+            .section("lockout", "max_failures = 3")
+            .section("lockout", "duration_seconds = 600")
+            .section("resend", "cooldown_seconds = 0"),
+    );
+    let outbox = d.outbox();
+    let mut secrets = Vec::new();
+    for (user, first_answer) in [(&by_resend, "r"), (&by_code, "000000")] {
+        let codes = generate_backup_codes(&d.socket(), user);
+        let owner = login_with(&pamd, ALONE, user, Items::rhost("192.0.2.7"), |p| {
+            Some(match p.index {
+                0 => {
+                    assert!(p.text.starts_with("Code sent to "), "{}", p.transcript);
+                    // The attacker, meanwhile, from elsewhere.
+                    std::thread::scope(|s| {
+                        s.spawn(|| attack_until_backup_only(&pamd, user, &outbox, 2))
+                            .join()
+                            .expect("attacker panicked")
+                    });
+                    first_answer.to_string()
+                }
+                1 => {
+                    assert_eq!(
+                        p.text,
+                        backup_only_prompt("SMS codes are locked for 10 min"),
+                        "{}",
+                        p.transcript
+                    );
+                    codes[0].clone()
+                }
+                _ => panic!("too many prompts:\n{}", p.transcript),
+            })
+        });
+        owner.assert_code(PAM_SUCCESS);
+        assert_code_prompted(&owner);
+        secrets.extend(codes);
+    }
+    // Per user: the owner's code and the attacker's; nothing after the
+    // lock (no resend went out). One notice each.
+    assert_eq!(outbox.code_count(), 4);
+    assert_eq!(notices(&outbox, 2).len(), 2);
+    d.assert_log_clean(&secrets.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
 #[test]
 fn backup_and_sms_guesses_spend_separate_budgets() {
     let (burn_sms, burn_backup) = (unique_name("bsms"), unique_name("bbak"));
