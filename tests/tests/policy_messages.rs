@@ -268,6 +268,10 @@ fn masked_number_shows_the_configured_digits() {
     );
     let st = status_json(&d.socket(), &user);
     assert_eq!(st["mobile"], "*********67", "{st}");
+    // The login's own log lines mask the number the same way.
+    let sent = events(&d, "code_sent", &user, &[]);
+    assert_eq!(sent.len(), 1, "{}", d.log());
+    assert!(sent[0].contains("to=*********67 "), "{}", sent[0]);
     d.assert_log_clean(&[]);
 }
 

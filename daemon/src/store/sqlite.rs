@@ -804,6 +804,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_version_1_store_keeps_its_lockout_and_gains_the_backup_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = Connection::open(dir.path().join("state.db")).unwrap();
+            c.execute_batch(schema::MIGRATIONS[0]).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            c.execute(
+                "INSERT INTO failures(user, failures, window_start, locked_until, lockouts)
+                 VALUES ('a', 0, 0, 500, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = open(dir.path());
+        let st = s.lock_state("a", 100).await.unwrap();
+        assert_eq!((st.locked_until, st.lockouts), (Some(500), 2));
+        assert_eq!(s.claim_lock_notice("a", 100).await.unwrap(), Some(500));
+        assert_eq!(
+            s.begin_backup_attempt("a", 100, &lockout()).await.unwrap(),
+            Attempt::Granted
+        );
+    }
+
+    #[tokio::test]
     async fn migrations_are_recorded() {
         let dir = tempfile::tempdir().unwrap();
         drop(open(dir.path()));
