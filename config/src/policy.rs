@@ -44,6 +44,9 @@ pub struct RawLockout {
     pub duration_seconds: Option<i64>,
     pub ratio: Option<i64>,
     pub max_duration_seconds: Option<i64>,
+    pub decay_seconds: Option<i64>,
+    pub backup_max_failures: Option<i64>,
+    pub backup_window_seconds: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +208,18 @@ pub struct Lockout {
     pub duration: Duration,
     pub ratio: u32,
     pub max_duration: Duration,
+    /// A lockout that comes this long after the end of the previous one
+    /// counts as the first again: escalation must not ratchet to the cap
+    /// forever because of one bad week.
+    pub decay: Duration,
+    /// Wrong backup codes per user within `backup_window`, a budget of
+    /// their own: guesses at SMS codes cannot spend it (so a lockout of
+    /// SMS codes leaves backup codes usable) and backup guesses cannot
+    /// spend the SMS one. Backup codes carry 64 bits, so a strict budget
+    /// costs their owner nothing. Spent, backup codes are locked until the
+    /// window ends.
+    pub backup_max_failures: u32,
+    pub backup_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -400,6 +415,27 @@ pub(crate) fn lockout(raw: RawLockout) -> Result<Lockout, Invalid> {
             raw.max_duration_seconds,
             86_400,
             10,
+            30 * 86_400,
+        )? as u64),
+        decay: Duration::from_secs(in_range(
+            "lockout.decay_seconds",
+            raw.decay_seconds,
+            86_400,
+            10,
+            365 * 86_400,
+        )? as u64),
+        backup_max_failures: in_range(
+            "lockout.backup_max_failures",
+            raw.backup_max_failures,
+            10,
+            1,
+            100,
+        )? as u32,
+        backup_window: Duration::from_secs(in_range(
+            "lockout.backup_window_seconds",
+            raw.backup_window_seconds,
+            86_400,
+            60,
             30 * 86_400,
         )? as u64),
     };

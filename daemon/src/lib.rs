@@ -1,6 +1,7 @@
 //! smsotpd as a library, so tests can run the server in-process and the
 //! binary stays a thin shell (arguments, signals, sd_notify).
 
+pub mod account;
 pub mod admin;
 pub mod authz;
 pub mod backup;
@@ -12,6 +13,7 @@ pub mod otp;
 pub mod policy;
 pub mod providers;
 pub mod ratelimit;
+pub mod rules;
 pub mod server;
 pub mod session;
 pub mod state;

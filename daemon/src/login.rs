@@ -4,18 +4,21 @@
 //! Budgets that must hold across sessions and hosts (guesses, sends) are
 //! charged in the store *before* the work they pay for, in one
 //! transaction, so parallel sessions cannot multiply them.
+//!
+//! Here: `Begin` and the challenge's shape. Sending and resending are in
+//! `send`, checking answers in `verify`, what a lockout of SMS codes does
+//! in `lock`, the unknown user's fake challenge in `fake`, enrolment in
+//! `enroll`.
 
+use crate::account::{self, Account};
 use crate::authz::{self, Peer};
-use crate::backup;
-use crate::otp::{self, Challenge, Outcome};
+use crate::otp::Challenge;
 use crate::policy;
-use crate::providers::{SendMeta, Sms};
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, Attempt, SendDecision, SendKind, SendRequest, StoreError};
-use smsotp_config::{Mobile, NoMobile, ServicePolicy, Var};
+use crate::store::{unix_now, StoreError};
+use smsotp_config::{Mobile, NoMobile, ServicePolicy};
 use smsotp_proto::{
     BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Response, SkipReason,
-    VerifyMethod,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +63,10 @@ struct Active {
 
 /// Everything this connection knows about its login.
 pub struct Login {
+    /// `user` is the canonical account name when NSS knows it.
     begin: BeginRequest,
+    /// Whether NSS knows the user. Unknown names are never skipped.
+    known: bool,
     policy: ServicePolicy,
     active: Option<Active>,
     enroll_tries: u32,
@@ -88,6 +94,12 @@ macro_rules! audit {
     };
 }
 
+mod enroll;
+mod fake;
+mod lock;
+mod send;
+mod verify;
+
 impl Login {
     /// Idle deadline for the connection: the code's life plus a little, so
     /// a user may still ask for a new code after it expired.
@@ -101,9 +113,13 @@ impl Login {
     pub async fn begin(
         state: &Arc<State>,
         peer: Peer,
-        begin: BeginRequest,
+        mut begin: BeginRequest,
     ) -> (Option<Login>, Response, Next) {
         let rt = state.runtime();
+        // Before anything else: every rule below is keyed on the account,
+        // not on how its name was typed.
+        let account = account::resolve(&begin.user).await;
+        begin.user = account.name().to_string();
         if let Err(refusal) = authorize(peer, &begin.user, rt.config.allow_user_self).await {
             audit!(warn, "refused", begin, peer_uid = peer.uid, peer_pid = ?peer.pid, "peer may not begin a challenge for this user");
             let resp = Response::Error {
@@ -112,9 +128,20 @@ impl Login {
             };
             return (None, resp, Next::Close);
         }
-        let policy = rt.config.policy.for_service(&begin.service).clone();
+        let policy = if peer.uid == 0 {
+            rt.config.policy.for_service(&begin.service).clone()
+        } else {
+            // An unprivileged caller (allow_user_self) says what it likes
+            // about where the login comes from: none of it may pick a
+            // trusted network, a service's exemptions or a grace period.
+            begin.rhost = None;
+            begin.tty = None;
+            begin.command = None;
+            rt.config.policy.default.clone()
+        };
         let mut login = Login {
             begin,
+            known: matches!(account, Account::Known(_)),
             policy,
             active: None,
             enroll_tries: 0,
@@ -144,29 +171,12 @@ impl Login {
             );
             return Ok(Response::Skip { reason });
         }
-        let now = unix_now();
-        if let Some(until) = store.lock_state(&b.user, now).await?.locked_until {
-            audit!(
-                warn,
-                "locked",
-                b,
-                retry_after_secs = until - now,
-                "login refused: user is locked"
-            );
-            return Ok(Response::Locked {
-                retry_after_secs: (until - now).max(1) as u64,
-            });
+        if let Some(until) = store.lock_state(&b.user, unix_now()).await?.locked_until {
+            return self.sms_locked(state, rt, until).await;
         }
-        let mobile = match rt.users.mobile(&b.user) {
-            Some(m) => Some(m.clone()),
-            None => store
-                .mobile(&b.user)
-                .await?
-                .and_then(|s| Mobile::parse(&s).ok()),
-        };
-        let Some(mobile) = mobile else {
+        let Some(mobile) = self.known_mobile(state, rt).await? else {
             return Ok(match self.policy.no_mobile {
-                NoMobile::Skip => {
+                NoMobile::Skip if self.known => {
                     audit!(
                         info,
                         "skipped",
@@ -178,15 +188,19 @@ impl Login {
                         reason: SkipReason::NoMobile,
                     }
                 }
-                NoMobile::Enroll => {
+                NoMobile::Enroll if self.known => {
                     audit!(info, "enroll_asked", b, "no number; asking for one");
                     Response::AskMobile
                 }
-                NoMobile::Deny if self.policy.hide_unknown_users => {
-                    self.fake_challenge(state, rt).await?
-                }
-                NoMobile::Deny => {
-                    audit!(info, "no_mobile", b, "user has no mobile number; denied");
+                _ if self.policy.hide_unknown_users => self.fake_challenge(state, rt).await?,
+                _ => {
+                    audit!(
+                        info,
+                        "no_mobile",
+                        b,
+                        known = self.known,
+                        "user has no mobile number; denied"
+                    );
                     Response::NoMobile
                 }
             });
@@ -194,7 +208,26 @@ impl Login {
         self.send_first(state, rt, mobile, Kind::Sms).await
     }
 
-    /// The exemptions, cheapest first.
+    /// The number codes go to: users.toml first, then the store.
+    async fn known_mobile(
+        &self,
+        state: &Arc<State>,
+        rt: &Runtime,
+    ) -> Result<Option<Mobile>, StoreError> {
+        let user = &self.begin.user;
+        Ok(match rt.users.mobile(user) {
+            Some(m) => Some(m.clone()),
+            None => state
+                .store
+                .mobile(user)
+                .await?
+                .and_then(|s| Mobile::parse(&s).ok()),
+        })
+    }
+
+    /// The exemptions, cheapest first. Those that depend on who the user
+    /// is (exempt users and groups, grace, opt-out) need an account NSS
+    /// knows; the service's own switch and trusted networks do not.
     async fn skip_reason(&self, state: &Arc<State>) -> Result<Option<SkipReason>, StoreError> {
         let b = &self.begin;
         let p = &self.policy;
@@ -203,6 +236,9 @@ impl Login {
         }
         if policy::trusted_network(p, b.rhost.as_deref()) {
             return Ok(Some(SkipReason::TrustedNetwork));
+        }
+        if !self.known {
+            return Ok(None);
         }
         if !p.exempt_users.is_empty() || !p.exempt_groups.is_empty() {
             let (p2, user) = (p.clone(), b.user.clone());
@@ -237,59 +273,6 @@ impl Login {
             && state.store.backup_codes_left(&self.begin.user).await? > 0)
     }
 
-    /// Checks the country and the send budgets, sends, and opens the
-    /// challenge. When no SMS can go out but the user has backup codes, a
-    /// backup-only challenge lets them in anyway.
-    async fn send_first(
-        &mut self,
-        state: &Arc<State>,
-        rt: &Runtime,
-        mobile: Mobile,
-        kind: Kind,
-    ) -> Result<Response, StoreError> {
-        let b = self.begin.clone();
-        let code = otp::generate(&rt.config.otp);
-        let challenge = Challenge::new(&state.hasher, &code, rt.config.otp, Instant::now());
-        let backup =
-            !matches!(kind, Kind::Enrolling { .. }) && self.backup_available(state, rt).await?;
-        let refusal = if !policy::country_allowed(&rt.config.send_budget, &mobile) {
-            Some(("codes cannot be sent to this country".to_string(), None))
-        } else {
-            let req = SendRequest {
-                user: &b.user,
-                rhost: b.rhost.as_deref(),
-                kind: SendKind::First,
-                budget: &rt.config.send_budget,
-                resend: &rt.config.resend,
-            };
-            match state.store.reserve_send(req, unix_now()).await? {
-                SendDecision::Allowed => None,
-                SendDecision::Refused {
-                    reason,
-                    retry_after,
-                } => Some((reason, retry_after)),
-            }
-        };
-        if let Some((reason, retry_after)) = refusal {
-            audit!(warn, "send_refused", b, to = %mobile, reason = %reason, "send refused by policy");
-            if backup {
-                return Ok(self.open(rt, Kind::BackupOnly, None, challenge, true, Some(reason)));
-            }
-            return Ok(Response::SendRefused {
-                reason,
-                retry_after_secs: retry_after,
-            });
-        }
-        if !send_code(state, rt, &b, &mobile, &code, &challenge).await {
-            if backup {
-                let notice = "the SMS provider could not be reached".to_string();
-                return Ok(self.open(rt, Kind::BackupOnly, None, challenge, true, Some(notice)));
-            }
-            return Ok(Response::SendFailed);
-        }
-        Ok(self.open(rt, kind, Some(mobile), challenge, backup, None))
-    }
-
     fn open(
         &mut self,
         rt: &Runtime,
@@ -313,6 +296,13 @@ impl Login {
             notice,
         });
         self.challenge_response(rt)
+    }
+
+    /// A challenge no SMS went out for: only a backup code completes it,
+    /// and it has no code of its own that anything could match.
+    fn open_backup_only(&mut self, rt: &Runtime, notice: String) -> Response {
+        let challenge = Challenge::without_code(rt.config.otp, Instant::now());
+        self.open(rt, Kind::BackupOnly, None, challenge, true, Some(notice))
     }
 
     fn challenge_response(&self, rt: &Runtime) -> Response {
@@ -342,381 +332,6 @@ impl Login {
             notice: a.notice.clone(),
             show_reasons: self.policy.show_failure_reason,
         })
-    }
-
-    /// Unknown user, `hide_unknown_users`: the same prompt and about the
-    /// same delay as a real send, and no code that could ever match.
-    async fn fake_challenge(
-        &mut self,
-        state: &Arc<State>,
-        rt: &Runtime,
-    ) -> Result<Response, StoreError> {
-        let b = &self.begin;
-        audit!(
-            info,
-            "no_mobile",
-            b,
-            hidden = true,
-            "user has no mobile number; fake challenge"
-        );
-        // The send budgets apply as if an SMS went out, or their refusals
-        // would tell real users from unknown ones.
-        let req = SendRequest {
-            user: &b.user,
-            rhost: b.rhost.as_deref(),
-            kind: SendKind::First,
-            budget: &rt.config.send_budget,
-            resend: &rt.config.resend,
-        };
-        if let SendDecision::Refused {
-            reason,
-            retry_after,
-        } = state.store.reserve_send(req, unix_now()).await?
-        {
-            return Ok(Response::SendRefused {
-                reason,
-                retry_after_secs: retry_after,
-            });
-        }
-        // The same user always sees the same fake digits.
-        let h = state.hasher.hash(&format!("fake-mobile:{}", b.user));
-        let digits = format!(
-            "1555{:07}",
-            u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % 10_000_000
-        );
-        let mobile = Mobile::parse(&format!("+{digits}")).ok();
-        tokio::time::sleep(state.typical_send_time()).await;
-        let code = otp::generate(&rt.config.otp);
-        let challenge = Challenge::new(
-            &state.hasher,
-            &format!("{}!", code.as_str()),
-            rt.config.otp,
-            Instant::now(),
-        );
-        Ok(self.open(rt, Kind::Fake, mobile, challenge, false, None))
-    }
-
-    pub async fn verify(&mut self, state: &Arc<State>, code: &str) -> (Response, Next) {
-        let rt = state.runtime();
-        let Some(a) = self.active.as_mut() else {
-            return (
-                bad_request("no challenge on this connection; send begin first"),
-                Next::Close,
-            );
-        };
-        if a.challenge.is_spent() {
-            return (bad_request("this challenge is over"), Next::Close);
-        }
-        let b = &self.begin;
-        let backup_input = if a.backup_allowed {
-            backup::parse(code)
-        } else {
-            None
-        };
-        if backup_input.is_none()
-            && a.kind != Kind::BackupOnly
-            && a.challenge.expires_in(Instant::now()).is_zero()
-        {
-            let can_resend = a.challenge.resends_left() > 0 && rt.config.resend.enabled;
-            audit!(info, "expired", b, can_resend, "code expired");
-            let next = if can_resend {
-                Next::Continue
-            } else {
-                Next::Close
-            };
-            return (Response::Expired { can_resend }, next);
-        }
-        // The user's budget pays for the guess before it is checked.
-        let lockout = rt.config.lockout;
-        // Unknown users behind a fake challenge pay too: a budget that only
-        // real users hit would tell an attacker who exists.
-        match state
-            .store
-            .begin_attempt(&b.user, unix_now(), &lockout)
-            .await
-        {
-            Err(e) => return (internal(e), Next::Close),
-            Ok(Attempt::Locked { until }) => {
-                let secs = (until - unix_now()).max(1) as u64;
-                audit!(
-                    warn,
-                    "locked",
-                    b,
-                    retry_after_secs = secs,
-                    "guess refused: user is locked"
-                );
-                a.challenge.succeed();
-                return (
-                    Response::Locked {
-                        retry_after_secs: secs,
-                    },
-                    Next::Close,
-                );
-            }
-            Ok(Attempt::Granted) => {}
-        }
-        let (outcome, method, left) = match backup_input {
-            Some((id, secret)) => match check_backup(state, &b.user, &id, &secret).await {
-                Err(e) => return (internal(e), Next::Close),
-                Ok(Some(left)) => {
-                    a.challenge.succeed();
-                    (Outcome::Verified, VerifyMethod::BackupCode, Some(left))
-                }
-                Ok(None) => (a.challenge.fail_attempt(), VerifyMethod::BackupCode, None),
-            },
-            None if a.kind == Kind::BackupOnly => {
-                (a.challenge.fail_attempt(), VerifyMethod::Sms, None)
-            }
-            None => (
-                a.challenge.verify(&state.hasher, code, Instant::now()),
-                VerifyMethod::Sms,
-                None,
-            ),
-        };
-        let right = outcome == Outcome::Verified;
-        if let Err(e) = state
-            .store
-            .finish_attempt(&b.user, right, unix_now(), &lockout)
-            .await
-        {
-            return (internal(e), Next::Close);
-        }
-        match outcome {
-            Outcome::Verified => {
-                if let Err(e) = self.on_success(state, method).await {
-                    return (internal(e), Next::Close);
-                }
-                (
-                    Response::Verified {
-                        method,
-                        backup_codes_left: left,
-                    },
-                    Next::Close,
-                )
-            }
-            Outcome::Wrong { attempts_left } => {
-                audit!(
-                    info,
-                    "wrong_code",
-                    b,
-                    attempts_left,
-                    backup = (method == VerifyMethod::BackupCode),
-                    "wrong code"
-                );
-                // The wrong guess may have used the user's last one.
-                if let Ok(st) = state.store.lock_state(&b.user, unix_now()).await {
-                    if let Some(until) = st.locked_until {
-                        audit!(
-                            warn,
-                            "locked",
-                            b,
-                            lockouts = st.lockouts,
-                            retry_after_secs = until - unix_now(),
-                            "user locked after too many wrong codes"
-                        );
-                        return (
-                            Response::Locked {
-                                retry_after_secs: (until - unix_now()).max(1) as u64,
-                            },
-                            Next::Close,
-                        );
-                    }
-                }
-                (Response::Wrong { attempts_left }, Next::Continue)
-            }
-            Outcome::Exhausted => {
-                audit!(
-                    warn,
-                    "tries_exhausted",
-                    b,
-                    "no tries left on this challenge"
-                );
-                (Response::TriesExhausted, Next::Close)
-            }
-            Outcome::Expired | Outcome::Spent => {
-                (bad_request("this challenge is over"), Next::Close)
-            }
-        }
-    }
-
-    async fn on_success(
-        &mut self,
-        state: &Arc<State>,
-        method: VerifyMethod,
-    ) -> Result<(), StoreError> {
-        let b = &self.begin;
-        let now = unix_now();
-        if let Some(Active {
-            kind: Kind::Enrolling { store: true },
-            mobile: Some(m),
-            ..
-        }) = &self.active
-        {
-            state.store.set_mobile(&b.user, m.e164(), now).await?;
-            audit!(info, "enrolled", b, to = %m, "number enrolled at login");
-        }
-        if !self.policy.grace.is_zero() {
-            if let Some(ctx) =
-                policy::grace_context(&b.service, b.rhost.as_deref(), b.tty.as_deref())
-            {
-                state.store.record_success(&b.user, &ctx, now).await?;
-            }
-        }
-        match method {
-            VerifyMethod::Sms => audit!(info, "verified", b, method = "sms", "code verified"),
-            VerifyMethod::BackupCode => audit!(info, "backup_code_used", b, "backup code accepted"),
-        }
-        Ok(())
-    }
-
-    pub async fn resend(&mut self, state: &Arc<State>) -> (Response, Next) {
-        let rt = state.runtime();
-        let Some(a) = self.active.as_mut() else {
-            return (
-                bad_request("no challenge on this connection; send begin first"),
-                Next::Close,
-            );
-        };
-        if a.challenge.is_spent() {
-            return (bad_request("this challenge is over"), Next::Close);
-        }
-        let b = self.begin.clone();
-        let refuse = |reason: String| {
-            audit!(info, "resend_refused", b, reason = %reason, "resend refused");
-            (Response::ResendRefused { reason }, Next::Continue)
-        };
-        if !rt.config.resend.enabled {
-            return refuse("resending is disabled".into());
-        }
-        if a.kind == Kind::BackupOnly {
-            return refuse("no SMS can be sent right now; use a backup code".into());
-        }
-        if a.challenge.resends_left() == 0 {
-            return refuse(format!(
-                "the limit of {} resends is reached",
-                a.challenge.policy().max_resends
-            ));
-        }
-        // Another session may have locked the user since this code was sent.
-        match state.store.lock_state(&b.user, unix_now()).await {
-            Err(e) => return (internal(e), Next::Close),
-            Ok(st) => {
-                if let Some(until) = st.locked_until {
-                    a.challenge.succeed();
-                    let secs = (until - unix_now()).max(1) as u64;
-                    audit!(
-                        warn,
-                        "locked",
-                        b,
-                        retry_after_secs = secs,
-                        "resend refused: user is locked"
-                    );
-                    return (
-                        Response::Locked {
-                            retry_after_secs: secs,
-                        },
-                        Next::Close,
-                    );
-                }
-            }
-        }
-        // Fake challenges pay the budget too, or its refusals would tell
-        // real users from unknown ones.
-        let req = SendRequest {
-            user: &b.user,
-            rhost: b.rhost.as_deref(),
-            kind: SendKind::Resend,
-            budget: &rt.config.send_budget,
-            resend: &rt.config.resend,
-        };
-        match state.store.reserve_send(req, unix_now()).await {
-            Err(e) => return (internal(e), Next::Close),
-            Ok(SendDecision::Refused {
-                reason,
-                retry_after,
-            }) => {
-                let reason = match retry_after {
-                    Some(s) => format!("{reason}; try again in {}", human_secs(s)),
-                    None => reason,
-                };
-                return refuse(reason);
-            }
-            Ok(SendDecision::Allowed) => {}
-        }
-        let code = otp::generate(a.challenge.policy());
-        if a.kind == Kind::Fake {
-            tokio::time::sleep(state.typical_send_time()).await;
-            a.challenge.replace(
-                &state.hasher,
-                &format!("{}!", code.as_str()),
-                Instant::now(),
-            );
-            return (self.challenge_response(&rt), Next::Continue);
-        }
-        let Some(mobile) = a.mobile.clone() else {
-            return refuse("no number to send to".into());
-        };
-        // The old code dies before the new one is sent, whatever happens next.
-        a.challenge.replace(&state.hasher, &code, Instant::now());
-        if !send_code(state, &rt, &b, &mobile, &code, &a.challenge).await {
-            return (Response::SendFailed, Next::Close);
-        }
-        (self.challenge_response(&rt), Next::Continue)
-    }
-
-    pub async fn enroll(&mut self, state: &Arc<State>, typed: &str) -> (Response, Next) {
-        let rt = state.runtime();
-        if self.active.is_some() || self.policy.no_mobile != NoMobile::Enroll {
-            return (
-                bad_request("no number was asked for on this connection"),
-                Next::Close,
-            );
-        }
-        self.enroll_tries += 1;
-        let cleaned: String = typed
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-' && *c != '(' && *c != ')')
-            .collect();
-        let mobile = match Mobile::parse(&cleaned) {
-            Ok(m) if policy::country_allowed(&rt.config.send_budget, &m) => m,
-            Ok(_) => {
-                return self.invalid_mobile(
-                    "numbers in that country cannot receive codes from this host".into(),
-                )
-            }
-            Err(e) => return self.invalid_mobile(e.to_string()),
-        };
-        let kind = Kind::Enrolling {
-            store: !self.policy.send_to_entered_number,
-        };
-        match self.send_first(state, &rt, mobile, kind).await {
-            Ok(resp) => {
-                let next = if self.active.is_some() {
-                    Next::Continue
-                } else {
-                    Next::Close
-                };
-                (resp, next)
-            }
-            Err(e) => (internal(e), Next::Close),
-        }
-    }
-
-    fn invalid_mobile(&self, reason: String) -> (Response, Next) {
-        let b = &self.begin;
-        audit!(
-            info,
-            "enroll_invalid",
-            b,
-            tries = self.enroll_tries,
-            "typed number refused"
-        );
-        let next = if self.enroll_tries >= MAX_ENROLL_TRIES {
-            Next::Close
-        } else {
-            Next::Continue
-        };
-        (Response::InvalidMobile { reason }, next)
     }
 }
 
@@ -756,63 +371,6 @@ async fn check_backup(
         return Ok(None);
     }
     Ok(Some(state.store.backup_codes_left(user).await?))
-}
-
-/// Renders the SMS text and hands it to the provider chain. The body holds
-/// the code: it is wiped on drop and never logged.
-async fn send_code(
-    state: &State,
-    rt: &Runtime,
-    b: &BeginRequest,
-    mobile: &Mobile,
-    code: &str,
-    challenge: &Challenge,
-) -> bool {
-    let minutes = challenge.policy().expiry.as_secs().div_ceil(60);
-    let mut body = rt.config.message.render(|var, out| match var {
-        Var::Code => out.push_str(code),
-        Var::ExpiryMinutes => out.push_str(&minutes.to_string()),
-        Var::Host => out.push_str(&rt.hostname),
-        Var::Service => out.push_str(&b.service),
-        Var::User => out.push_str(&b.user),
-        Var::Rhost => out.push_str(b.rhost.as_deref().unwrap_or("")),
-        Var::Command => out.push_str(b.command.as_deref().unwrap_or("")),
-        // Not allowed in message templates (checked at load).
-        Var::Mobile | Var::Body => {}
-    });
-    if rt.config.origin_bound {
-        // WICG one-time-codes: lets a phone offer the code for autofill
-        // only on this host.
-        body.push_str(&format!("\n\n@{} #{}", rt.hostname, code));
-    }
-    let sms = Sms {
-        to: mobile.clone(),
-        body: zeroize::Zeroizing::new(body),
-    };
-    let started = Instant::now();
-    let meta = SendMeta {
-        validity: Some(challenge.policy().expiry),
-        host: Some(rt.hostname.clone()),
-        service: Some(b.service.clone()),
-        // Retries and backoff stop in time for the answer to reach the module.
-        deadline: Some(tokio::time::Instant::now() + SEND_BUDGET),
-    };
-    let sent = tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await;
-    match sent {
-        Ok(Ok(delivery)) => {
-            state.note_send_time(started.elapsed());
-            audit!(info, "code_sent", b, to = %mobile, provider = %delivery.provider, tries = delivery.attempts.len(), segments = delivery.segments, encoding = delivery.encoding, "code sent");
-            true
-        }
-        Ok(Err(e)) => {
-            audit!(warn, "send_failed", b, to = %mobile, error = %e, "every provider failed");
-            false
-        }
-        Err(_) => {
-            audit!(warn, "send_failed", b, to = %mobile, budget_secs = SEND_BUDGET.as_secs(), "providers did not finish within the send budget");
-            false
-        }
-    }
 }
 
 /// "45 s", "3 min": how the module words waiting times too.

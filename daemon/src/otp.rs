@@ -89,7 +89,9 @@ pub enum Outcome {
 
 /// One pending code for one login. Lives with its connection.
 pub struct Challenge {
-    hash: [u8; 32],
+    /// `None`: no code exists for this challenge (a backup-only one, or
+    /// the fake one of an unknown user), so no answer can ever match it.
+    hash: Option<[u8; 32]>,
     expires: Instant,
     attempts_left: u32,
     resends_left: u32,
@@ -100,7 +102,16 @@ pub struct Challenge {
 impl Challenge {
     pub fn new(hasher: &CodeHasher, code: &str, policy: OtpPolicy, now: Instant) -> Self {
         Challenge {
-            hash: hasher.hash(code),
+            hash: Some(hasher.hash(code)),
+            ..Challenge::without_code(policy, now)
+        }
+    }
+
+    /// A challenge with tries and an expiry but no code: unwinnable by
+    /// construction, not by an unlikely value.
+    pub fn without_code(policy: OtpPolicy, now: Instant) -> Self {
+        Challenge {
+            hash: None,
             expires: now + policy.expiry,
             attempts_left: policy.max_attempts,
             resends_left: policy.max_resends,
@@ -118,7 +129,11 @@ impl Challenge {
         }
         // An over-long or empty answer still costs a try: the budget counts
         // guesses, whatever their shape.
-        let right = candidate.len() <= 64 && hasher.matches(candidate, &self.hash);
+        let right = candidate.len() <= 64
+            && self
+                .hash
+                .as_ref()
+                .is_some_and(|h| hasher.matches(candidate, h));
         if right {
             self.spent = true;
             return Outcome::Verified;
@@ -151,11 +166,20 @@ impl Challenge {
     /// Replaces the code: the old one stops matching at once, the expiry
     /// and the tries start over. Returns false when no resend is left.
     pub fn replace(&mut self, hasher: &CodeHasher, code: &str, now: Instant) -> bool {
+        if !self.restart(now) {
+            return false;
+        }
+        self.hash = Some(hasher.hash(code));
+        true
+    }
+
+    /// A resend that sends nothing (the fake challenge): spends a resend,
+    /// the expiry and the tries start over, still no code.
+    pub fn restart(&mut self, now: Instant) -> bool {
         if self.spent || self.resends_left == 0 {
             return false;
         }
         self.resends_left -= 1;
-        self.hash = hasher.hash(code);
         self.expires = now + self.policy.expiry;
         self.attempts_left = self.policy.max_attempts;
         true
@@ -312,6 +336,20 @@ mod tests {
         assert_eq!(c.verify(&h, "111111", later), Outcome::Expired);
         assert!(c.replace(&h, "222222", later));
         assert_eq!(c.verify(&h, "222222", later), Outcome::Verified);
+    }
+
+    #[test]
+    fn a_challenge_without_a_code_matches_nothing() {
+        let h = CodeHasher::new();
+        let now = Instant::now();
+        let mut c = Challenge::without_code(policy(), now);
+        // Not the empty string, not what a hash of nothing would be, not
+        // anything after a restart.
+        for guess in ["", "123456!"] {
+            assert!(matches!(c.verify(&h, guess, now), Outcome::Wrong { .. }));
+        }
+        assert!(c.restart(now));
+        assert!(matches!(c.verify(&h, "", now), Outcome::Wrong { .. }));
     }
 
     #[test]

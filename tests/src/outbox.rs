@@ -94,6 +94,41 @@ impl Outbox {
             .expect("at least one message")
     }
 
+    /// Messages that carry a login code; notices to the phone (a lockout,
+    /// new backup codes) do not count.
+    pub fn code_count(&self) -> usize {
+        self.read()
+            .iter()
+            .filter(|m| extract_code(&m.body).is_some())
+            .count()
+    }
+
+    /// The lockout notices so far (`Wrong codes were entered ...`).
+    pub fn lockout_notices(&self) -> Vec<Sms> {
+        self.read()
+            .into_iter()
+            .filter(|m| m.body.starts_with(LOCKOUT_NOTICE_PREFIX))
+            .collect()
+    }
+
+    /// The code of the newest message that carries one (notices skipped),
+    /// waiting up to 5 s for there to be one.
+    pub fn last_code(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(code) = self.codes().pop() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no code in the outbox {} after 5 s: {:#?}",
+                self.path.display(),
+                self.read()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every code that appears in the outbox (for log-leak checks).
     pub fn codes(&self) -> Vec<String> {
         self.read()
@@ -102,6 +137,9 @@ impl Outbox {
             .collect()
     }
 }
+
+/// How the daemon's lockout notice begins.
+pub const LOCKOUT_NOTICE_PREFIX: &str = "Wrong codes were entered for your account on ";
 
 /// The code in a body rendered from the default template
 /// `Your login code for {{host}} is {{code}}. It expires in ...`:

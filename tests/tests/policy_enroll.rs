@@ -2,6 +2,8 @@
 //! PAM_IGNORE (never PAM_SUCCESS); `"enroll"` asks for the number (echo
 //! on), refuses bad ones, texts a code to a good one and stores it only
 //! once the code is right; `send_to_entered_number` never stores it.
+//! Skipping and enrolment are for accounts NSS knows: these tests use real
+//! local accounts.
 
 use smsotp_tests::daemon::{Daemon, DaemonBuilder};
 use smsotp_tests::flows::*;
@@ -9,6 +11,7 @@ use smsotp_tests::libpam::{Style, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
 use smsotp_tests::outbox::wrong_code;
 use smsotp_tests::pamd::PamConfDir;
 use smsotp_tests::policy_kit::*;
+use smsotp_tests::users::TestUser;
 use smsotp_tests::{require_root, unique_name};
 
 const SERVICE: &str = "pol-enroll";
@@ -46,7 +49,9 @@ fn enroll_builder() -> DaemonBuilder {
 
 #[test]
 fn no_mobile_skip_is_ignored() {
-    let (known, unknown) = (unique_name("sk"), unique_name("sku"));
+    // Only an account NSS knows may be skipped (or enrol).
+    let account = TestUser::create();
+    let (known, unknown) = (unique_name("sk"), account.name.clone());
     let (d, pamd) = start(
         Daemon::builder()
             .user(&known, KNOWN_MOBILE)
@@ -69,7 +74,8 @@ fn no_mobile_skip_is_ignored() {
 
 #[test]
 fn enroll_at_login_stores_the_number_once_the_code_is_right() {
-    let user = unique_name("en");
+    let account = TestUser::create();
+    let user = account.name.clone();
     let (d, pamd) = start(enroll_builder());
     let outbox = d.outbox();
     assert_eq!(mobile_source(&d, &user), "none");
@@ -143,7 +149,8 @@ fn enroll_at_login_stores_the_number_once_the_code_is_right() {
 
 #[test]
 fn enroll_with_wrong_codes_stores_nothing() {
-    let user = unique_name("enw");
+    let account = TestUser::create();
+    let user = account.name.clone();
     let (d, pamd) = start(enroll_builder());
     let outbox = d.outbox();
     let outcome = login_with(&pamd, SERVICE, &user, Items::default(), |p| {
@@ -177,7 +184,8 @@ fn enroll_with_wrong_codes_stores_nothing() {
 
 #[test]
 fn enroll_gives_up_after_three_bad_numbers() {
-    let user = unique_name("enb");
+    let account = TestUser::create();
+    let user = account.name.clone();
     let (d, pamd) = start(enroll_builder());
     let outcome = login_with(&pamd, SERVICE, &user, Items::default(), |p| {
         assert_eq!(p.text, ASK_MOBILE, "{}", p.transcript);
@@ -198,7 +206,8 @@ fn enroll_gives_up_after_three_bad_numbers() {
 
 #[test]
 fn send_to_entered_number_does_not_store_it() {
-    let user = unique_name("ens");
+    let account = TestUser::create();
+    let user = account.name.clone();
     let (d, pamd) = start(enroll_builder().section("policy", "send_to_entered_number = true"));
     let outbox = d.outbox();
     for round in 1..=2 {

@@ -33,7 +33,7 @@ fn always_wrong(
 ) -> impl FnMut(&smsotp_tests::libpam::Prompt<'_>) -> Option<String> + '_ {
     move |p| {
         assert!(p.text.starts_with("Code sent to "), "{}", p.transcript);
-        Some(wrong_code(&outbox.last().code()))
+        Some(wrong_code(&outbox.last_code()))
     }
 }
 
@@ -58,7 +58,7 @@ fn locked_secs(outcome: &Outcome) -> u64 {
 /// A login refused at `Begin` because the user is locked: no prompt, the
 /// lockout message, PAM_AUTH_ERR, and no SMS.
 fn assert_locked_at_begin(pamd: &PamConfDir, service: &str, user: &str, d: &Daemon) -> u64 {
-    let before = d.outbox().count();
+    let before = d.outbox().code_count();
     let outcome = login_with(
         pamd,
         service,
@@ -70,7 +70,7 @@ fn assert_locked_at_begin(pamd: &PamConfDir, service: &str, user: &str, d: &Daem
     assert_eq!(outcome.transcript.errors().len(), 1, "{outcome}");
     let secs = locked_secs(&outcome);
     assert_eq!(
-        d.outbox().count(),
+        d.outbox().code_count(),
         before,
         "no SMS may be sent to a locked user"
     );
@@ -126,7 +126,7 @@ fn wrong_codes_add_up_across_logins_until_locked_and_unlock_lifts_it() {
         vec!["Too many wrong codes: SMS codes are locked for this account for 10 min."],
         "{second}"
     );
-    assert_eq!(outbox.count(), 2);
+    assert_eq!(outbox.code_count(), 2);
     let st = status_json(&d.socket(), &user);
     assert_eq!(st["locked"], true, "{st}");
     assert_eq!(st["lockouts"], 1, "{st}");
@@ -156,7 +156,7 @@ fn wrong_codes_add_up_across_logins_until_locked_and_unlock_lifts_it() {
     ok.assert_code(PAM_SUCCESS);
     assert_code_prompted(&ok);
     assert!(ok.transcript.errors().is_empty(), "{ok}");
-    assert_eq!(outbox.count(), 3);
+    assert_eq!(outbox.code_count(), 3);
     assert!(
         !events(&d, "locked", &user, &[]).is_empty(),
         "the lockout is audited:\n{}",
@@ -277,7 +277,13 @@ fn second_lockout_lasts_ratio_times_longer_and_survives_restart() {
     assert_eq!(st["lockouts"], 2, "after restart: {st}");
     let secs = assert_locked_at_begin(&pamd, SERVICE, &user, &d);
     assert!((20..=30).contains(&secs), "{secs}");
-    assert_eq!(outbox.count(), 2, "one SMS per unlocked login");
+    assert_eq!(outbox.code_count(), 2, "one code per unlocked login");
+    // And the owner heard of each lockout once.
+    let told = wait_until(Duration::from_secs(5), || {
+        let n = outbox.lockout_notices().len();
+        (n == 2).then_some(n)
+    });
+    assert_eq!(told, Some(2), "{:#?}", outbox.read());
     d.assert_log_clean(&[]);
 }
 
@@ -327,7 +333,7 @@ fn resend_while_locked_sends_nothing() {
     assert_eq!(status_json(&d.socket(), &user)["locked"], true);
     held.assert_code(PAM_AUTH_ERR);
     assert_eq!(
-        outbox.count(),
+        outbox.code_count(),
         2,
         "a resend for a locked user sent an SMS; held login:\n{held}"
     );

@@ -78,7 +78,9 @@ fn disabled_service_is_ignored() {
 
 #[test]
 fn exempt_users_by_name() {
-    let (exempt, other) = (unique_name("ex"), unique_name("nx"));
+    // Exemptions are for accounts NSS knows.
+    let account = TestUser::create();
+    let (exempt, other) = (account.name.clone(), unique_name("nx"));
     let (d, pamd) = start(
         Daemon::builder()
             .user(&exempt, &mobile(1))
@@ -202,7 +204,9 @@ fn grace_skipped(d: &Daemon, pamd: &PamConfDir, service: &str, user: &str, items
 
 #[test]
 fn grace_period_for_the_same_rhost() {
-    let (user, other) = (unique_name("gr"), unique_name("gr"));
+    // A grace period is for accounts NSS knows.
+    let account = TestUser::create();
+    let (user, other) = (account.name.clone(), unique_name("gr"));
     let (d, pamd) = start(
         Daemon::builder()
             .user(&user, &mobile(1))
@@ -238,7 +242,8 @@ fn grace_period_off_by_default() {
 /// sudo-style services are keyed on the terminal, not the remote host.
 #[test]
 fn grace_period_for_sudo_is_per_tty() {
-    let user = unique_name("gs");
+    let account = TestUser::create();
+    let user = account.name.clone();
     let sudo = "sudo-pol";
     let (d, pamd) = start(
         Daemon::builder()

@@ -6,6 +6,7 @@
 //! touching them. Times are Unix seconds from the wall clock: these records
 //! outlive the process, so the monotonic clock cannot serve.
 
+mod guesses;
 mod schema;
 mod sqlite;
 
@@ -68,6 +69,15 @@ pub trait Store: Send + Sync {
     /// A number enrolled at login or set by the admin.
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError>;
     async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError>;
+    /// Stores a number only if the user has none yet, atomically: an
+    /// enrolment must never overwrite a number the admin set meanwhile.
+    /// True if this call stored it.
+    async fn add_mobile_if_none(
+        &self,
+        user: &str,
+        e164: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Forgets everything about the user. True if anything was stored.
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError>;
 
@@ -90,6 +100,27 @@ pub trait Store: Send + Sync {
         lockout: &Lockout,
     ) -> Result<(), StoreError>;
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError>;
+    /// [`begin_attempt`](Store::begin_attempt) for a backup code: charged
+    /// to the backup budget (`backup_max_failures` per
+    /// `backup_window_seconds`), never to the SMS one, and back.
+    async fn begin_backup_attempt(
+        &self,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError>;
+    async fn finish_backup_attempt(
+        &self,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError>;
+    /// When the backup-code lock ends, if backup codes are locked.
+    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError>;
+    /// The end of the current lockout of SMS codes for exactly one caller
+    /// per lockout (the one that tells the user), `None` for the others.
+    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError>;
     /// Lifts a lockout and clears counters. True if there was anything to clear.
     async fn unlock(&self, user: &str) -> Result<bool, StoreError>;
 
@@ -127,34 +158,4 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Length of the n-th lockout (1-based): duration * ratio^(n-1), capped.
-pub fn lockout_length(lockout: &Lockout, nth: u32) -> u64 {
-    let base = lockout.duration.as_secs();
-    let cap = lockout.max_duration.as_secs();
-    let factor = u64::from(lockout.ratio).saturating_pow(nth.saturating_sub(1));
-    base.saturating_mul(factor).min(cap)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn lockouts_grow_by_the_ratio_up_to_the_cap() {
-        let l = Lockout {
-            max_failures: 5,
-            window: Duration::from_secs(900),
-            duration: Duration::from_secs(300),
-            ratio: 2,
-            max_duration: Duration::from_secs(2000),
-        };
-        assert_eq!(lockout_length(&l, 1), 300);
-        assert_eq!(lockout_length(&l, 2), 600);
-        assert_eq!(lockout_length(&l, 3), 1200);
-        assert_eq!(lockout_length(&l, 4), 2000);
-        assert_eq!(lockout_length(&l, 400), 2000);
-    }
 }

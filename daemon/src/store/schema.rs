@@ -43,4 +43,15 @@ pub const MIGRATIONS: &[&str] = &[
          at INTEGER NOT NULL,
          PRIMARY KEY (user, context)
      );",
+    // 2: a guess budget of their own for backup codes (same columns as
+    // `failures`, so one piece of code keeps both), and which lockout of
+    // SMS codes its owner was already told about.
+    "CREATE TABLE backup_failures (
+         user TEXT PRIMARY KEY,
+         failures INTEGER NOT NULL DEFAULT 0,
+         window_start INTEGER NOT NULL DEFAULT 0,
+         locked_until INTEGER NOT NULL DEFAULT 0,
+         lockouts INTEGER NOT NULL DEFAULT 0
+     );
+     ALTER TABLE failures ADD COLUMN notified_until INTEGER NOT NULL DEFAULT 0;",
 ];

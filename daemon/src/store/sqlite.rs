@@ -7,7 +7,9 @@
 //! one connection behind a mutex, which also serialises writers so every
 //! read-modify-write below is atomic.
 
+use super::guesses;
 use super::*;
+use crate::rules::lockout::Budget;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -87,6 +89,33 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn charge(
+        &self,
+        budget: Budget,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError> {
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::charge(c, budget, &user, now, &lockout))
+            .await
+    }
+
+    async fn judge(
+        &self,
+        budget: Budget,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError> {
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::judge(c, budget, &user, right, now, &lockout))
+            .await
+    }
+}
+
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS
@@ -128,6 +157,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_mobile_if_none(
+        &self,
+        user: &str,
+        e164: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (user, e164) = (user.to_string(), e164.to_string());
+        self.run(move |c| {
+            let n = c.execute(
+                "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(user) DO NOTHING",
+                params![user, e164, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
         self.run(move |c| {
@@ -136,6 +183,7 @@ impl Store for SqliteStore {
             for table in [
                 "mobiles",
                 "failures",
+                "backup_failures",
                 "backup_codes",
                 "opt_outs",
                 "successes",
@@ -154,55 +202,7 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        let user = user.to_string();
-        let lockout = *lockout;
-        let (max, window) = (
-            i64::from(lockout.max_failures),
-            lockout.window.as_secs() as i64,
-        );
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(i64, i64, i64, i64)> = tx
-                .query_row(
-                    "SELECT failures, window_start, locked_until, lockouts FROM failures WHERE user = ?1",
-                    [&user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let (mut failures, mut window_start, locked_until, lockouts) =
-                row.unwrap_or((0, now, 0, 0));
-            if locked_until > now {
-                return Ok(Attempt::Locked { until: locked_until });
-            }
-            if window_start + window <= now {
-                failures = 0;
-                window_start = now;
-            }
-            if failures >= max {
-                // The budget is spent and no lock was set: guesses still in
-                // flight, or a crash between charging a guess and judging
-                // it. Either way this is the lockout; setting it here (and
-                // clearing the count, so the in-flight guesses do not lock
-                // a second time) keeps the escalation and a crash from
-                // shortening it.
-                let nth = (lockouts + 1).clamp(1, i64::from(u32::MAX)) as u32;
-                let until = now.saturating_add(lockout_length(&lockout, nth) as i64);
-                tx.execute(
-                    "UPDATE failures SET failures = 0, window_start = ?2, locked_until = ?3, lockouts = ?4 WHERE user = ?1",
-                    params![user, now, until, i64::from(nth)],
-                )?;
-                tx.commit()?;
-                return Ok(Attempt::Locked { until });
-            }
-            tx.execute(
-                "INSERT INTO failures(user, failures, window_start) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(user) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start",
-                params![user, failures + 1, window_start],
-            )?;
-            tx.commit()?;
-            Ok(Attempt::Granted)
-        })
-        .await
+        self.charge(Budget::Sms, user, now, lockout).await
     }
 
     async fn finish_attempt(
@@ -212,32 +212,38 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
+        self.judge(Budget::Sms, user, right, now, lockout).await
+    }
+
+    async fn begin_backup_attempt(
+        &self,
+        user: &str,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<Attempt, StoreError> {
+        self.charge(Budget::Backup, user, now, lockout).await
+    }
+
+    async fn finish_backup_attempt(
+        &self,
+        user: &str,
+        right: bool,
+        now: i64,
+        lockout: &Lockout,
+    ) -> Result<(), StoreError> {
+        self.judge(Budget::Backup, user, right, now, lockout).await
+    }
+
+    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
         let user = user.to_string();
-        let lockout = *lockout;
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if right {
-                tx.execute("UPDATE failures SET failures = 0 WHERE user = ?1", [&user])?;
-            } else {
-                let row: Option<(i64, i64)> = tx
-                    .query_row("SELECT failures, lockouts FROM failures WHERE user = ?1", [&user], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
-                    })
-                    .optional()?;
-                if let Some((failures, lockouts)) = row {
-                    if failures >= i64::from(lockout.max_failures) {
-                        let nth = (lockouts + 1).clamp(1, i64::from(u32::MAX)) as u32;
-                        let until = now.saturating_add(lockout_length(&lockout, nth) as i64);
-                        tx.execute(
-                            "UPDATE failures SET failures = 0, window_start = ?2, locked_until = ?3, lockouts = ?4 WHERE user = ?1",
-                            params![user, now, until, i64::from(nth)],
-                        )?;
-                    }
-                }
-            }
-            tx.commit()
-        })
-        .await
+        self.run(move |c| guesses::locked_until(c, Budget::Backup, &user, now))
+            .await
+    }
+
+    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let user = user.to_string();
+        self.run(move |c| guesses::claim_lock_notice(c, &user, now))
+            .await
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
@@ -264,8 +270,14 @@ impl Store for SqliteStore {
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
-        self.run(move |c| Ok(c.execute("DELETE FROM failures WHERE user = ?1", [&user])? > 0))
-            .await
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut n = tx.execute("DELETE FROM failures WHERE user = ?1", [&user])?;
+            n += tx.execute("DELETE FROM backup_failures WHERE user = ?1", [&user])?;
+            tx.commit()?;
+            Ok(n > 0)
+        })
+        .await
     }
 
     async fn reserve_send(
@@ -465,289 +477,5 @@ impl Store for SqliteStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn open(dir: &Path) -> SqliteStore {
-        SqliteStore::open(&StoreConfig {
-            path: dir.join("state.db"),
-            sync: StoreSync::Normal,
-        })
-        .unwrap()
-    }
-
-    fn lockout() -> Lockout {
-        Lockout {
-            max_failures: 3,
-            window: Duration::from_secs(900),
-            duration: Duration::from_secs(60),
-            ratio: 2,
-            max_duration: Duration::from_secs(3600),
-        }
-    }
-
-    #[tokio::test]
-    async fn budget_locks_and_grows() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = open(dir.path());
-        let l = lockout();
-        for _ in 0..3 {
-            assert_eq!(
-                s.begin_attempt("a", 100, &l).await.unwrap(),
-                Attempt::Granted
-            );
-            s.finish_attempt("a", false, 100, &l).await.unwrap();
-        }
-        assert_eq!(
-            s.begin_attempt("a", 101, &l).await.unwrap(),
-            Attempt::Locked { until: 160 }
-        );
-        let st = s.lock_state("a", 101).await.unwrap();
-        assert_eq!((st.locked_until, st.lockouts), (Some(160), 1));
-        // After the lock: three more wrong -> twice as long.
-        for _ in 0..3 {
-            assert_eq!(
-                s.begin_attempt("a", 200, &l).await.unwrap(),
-                Attempt::Granted
-            );
-            s.finish_attempt("a", false, 200, &l).await.unwrap();
-        }
-        assert_eq!(
-            s.begin_attempt("a", 201, &l).await.unwrap(),
-            Attempt::Locked { until: 320 }
-        );
-        assert!(s.unlock("a").await.unwrap());
-        assert_eq!(
-            s.begin_attempt("a", 202, &l).await.unwrap(),
-            Attempt::Granted
-        );
-    }
-
-    #[tokio::test]
-    async fn a_spent_budget_without_a_lock_becomes_the_lockout() {
-        // A crash between charging guesses and judging them leaves the
-        // count at the budget with no lock: the next guess sets the lock,
-        // with its escalation, and in-flight wrongs do not lock again.
-        let dir = tempfile::tempdir().unwrap();
-        let s = open(dir.path());
-        let l = lockout();
-        for _ in 0..3 {
-            assert_eq!(
-                s.begin_attempt("a", 100, &l).await.unwrap(),
-                Attempt::Granted
-            );
-        }
-        assert_eq!(
-            s.begin_attempt("a", 110, &l).await.unwrap(),
-            Attempt::Locked { until: 170 }
-        );
-        s.finish_attempt("a", false, 111, &l).await.unwrap();
-        let st = s.lock_state("a", 112).await.unwrap();
-        assert_eq!((st.locked_until, st.lockouts), (Some(170), 1));
-    }
-
-    #[tokio::test]
-    async fn success_clears_failures_and_window_expires() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = open(dir.path());
-        let l = lockout();
-        for _ in 0..2 {
-            s.begin_attempt("a", 0, &l).await.unwrap();
-            s.finish_attempt("a", false, 0, &l).await.unwrap();
-        }
-        s.begin_attempt("a", 0, &l).await.unwrap();
-        s.finish_attempt("a", true, 0, &l).await.unwrap();
-        assert_eq!(s.lock_state("a", 0).await.unwrap().failures, 0);
-        for _ in 0..2 {
-            s.begin_attempt("a", 0, &l).await.unwrap();
-            s.finish_attempt("a", false, 0, &l).await.unwrap();
-        }
-        // The window passes: the count starts over.
-        assert_eq!(
-            s.begin_attempt("a", 900, &l).await.unwrap(),
-            Attempt::Granted
-        );
-        assert_eq!(s.lock_state("a", 900).await.unwrap().failures, 1);
-    }
-
-    #[tokio::test]
-    async fn concurrent_attempts_never_exceed_the_budget() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Arc::new(open(dir.path()));
-        let l = lockout();
-        let mut tasks = Vec::new();
-        for _ in 0..50 {
-            let s = Arc::clone(&s);
-            tasks.push(tokio::spawn(async move {
-                s.begin_attempt("a", 10, &l).await.unwrap()
-            }));
-        }
-        let mut granted = 0;
-        for t in tasks {
-            if t.await.unwrap() == Attempt::Granted {
-                granted += 1;
-            }
-        }
-        assert_eq!(granted, 3);
-    }
-
-    #[tokio::test]
-    async fn send_budgets_and_cooldown() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = open(dir.path());
-        let budget = SendBudget {
-            per_user_per_hour: 3,
-            per_rhost_per_hour: 4,
-            global_per_hour: 5,
-            allowed_countries: vec![],
-        };
-        let resend = Resend {
-            enabled: true,
-            per_user_per_hour: 1,
-            cooldown: Duration::from_secs(30),
-        };
-        let req = |user: &'static str, rhost: Option<&'static str>, kind| SendRequest {
-            user,
-            rhost,
-            kind,
-            budget: &budget,
-            resend: &resend,
-        };
-        assert_eq!(
-            s.reserve_send(req("a", Some("h1"), SendKind::First), 1000)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-        // Cooldown applies to resends.
-        let r = s
-            .reserve_send(req("a", Some("h1"), SendKind::Resend), 1010)
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            SendDecision::Refused {
-                reason: "a code was sent moments ago".into(),
-                retry_after: Some(20)
-            }
-        );
-        assert_eq!(
-            s.reserve_send(req("a", Some("h1"), SendKind::Resend), 1030)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-        // Resends per hour: 1.
-        assert!(matches!(
-            s.reserve_send(req("a", Some("h1"), SendKind::Resend), 1100)
-                .await
-                .unwrap(),
-            SendDecision::Refused { .. }
-        ));
-        assert_eq!(
-            s.reserve_send(req("a", Some("h1"), SendKind::First), 1100)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-        // Per user: 3 in the hour.
-        let r = s
-            .reserve_send(req("a", Some("h2"), SendKind::First), 1200)
-            .await
-            .unwrap();
-        assert_eq!(
-            r,
-            SendDecision::Refused {
-                reason: "this account has had too many codes sent in the last hour".into(),
-                retry_after: Some(3400)
-            }
-        );
-        // Per rhost: 4 (3 from a + this one).
-        assert_eq!(
-            s.reserve_send(req("b", Some("h1"), SendKind::First), 1200)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-        assert!(matches!(
-            s.reserve_send(req("c", Some("h1"), SendKind::First), 1200)
-                .await
-                .unwrap(),
-            SendDecision::Refused { .. }
-        ));
-        // Global: 5.
-        assert_eq!(
-            s.reserve_send(req("c", None, SendKind::First), 1200)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-        let r = s
-            .reserve_send(req("d", None, SendKind::First), 1200)
-            .await
-            .unwrap();
-        assert!(
-            matches!(r, SendDecision::Refused { ref reason, .. } if reason.contains("hourly SMS limit")),
-            "{r:?}"
-        );
-        // An hour later everything is free again.
-        assert_eq!(
-            s.reserve_send(req("d", None, SendKind::First), 1000 + 3601)
-                .await
-                .unwrap(),
-            SendDecision::Allowed
-        );
-    }
-
-    #[tokio::test]
-    async fn backup_codes_spend_once_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = open(dir.path());
-            s.replace_backup_codes(
-                "a",
-                vec![("ID1".into(), "h1".into()), ("ID2".into(), "h2".into())],
-                5,
-            )
-            .await
-            .unwrap();
-            assert_eq!(
-                s.backup_code_hash("a", "ID1").await.unwrap().as_deref(),
-                Some("h1")
-            );
-            assert!(s.spend_backup_code("a", "ID1", 6).await.unwrap());
-            assert!(
-                !s.spend_backup_code("a", "ID1", 7).await.unwrap(),
-                "spent twice"
-            );
-            assert!(s.backup_code_hash("a", "ID1").await.unwrap().is_none());
-            s.set_mobile("a", "+15551234567", 5).await.unwrap();
-            s.set_opt_out("a", true, 5).await.unwrap();
-        }
-        let s = open(dir.path());
-        assert_eq!(s.backup_codes_left("a").await.unwrap(), 1);
-        assert_eq!(
-            s.mobile("a").await.unwrap().as_deref(),
-            Some("+15551234567")
-        );
-        assert!(s.opted_out("a").await.unwrap());
-        assert!(s.remove_user("a").await.unwrap());
-        assert_eq!(s.backup_codes_left("a").await.unwrap(), 0);
-        assert!(s.mobile("a").await.unwrap().is_none());
-        assert!(!s.opted_out("a").await.unwrap());
-    }
-
-    #[tokio::test]
-    async fn migrations_are_recorded() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(open(dir.path()));
-        let c = Connection::open(dir.path().join("state.db")).unwrap();
-        let v: i64 = c
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v as usize, schema::MIGRATIONS.len());
-        drop(c);
-        drop(open(dir.path()));
-    }
-}
+#[path = "sqlite_tests.rs"]
+mod tests;

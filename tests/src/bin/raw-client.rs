@@ -1,4 +1,4 @@
-//! `raw-client SOCKET USER [SERVICE]`: connects to smsotpd with the blocking
+//! `raw-client SOCKET USER [SERVICE [RHOST]]`: connects to smsotpd with the blocking
 //! proto client, sends one `Begin` for USER, and prints one JSON line:
 //! `{"uid": N, "response": <Response>}` or `{"uid": N, "error": "...",
 //! "unavailable": bool}`. The permission tests run it as an unprivileged uid.
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() < 3 || args.len() > 4 {
-        eprintln!("usage: raw-client SOCKET USER [SERVICE]");
+    if args.len() < 3 || args.len() > 5 {
+        eprintln!("usage: raw-client SOCKET USER [SERVICE [RHOST]]");
         std::process::exit(2);
     }
     // SAFETY: getuid cannot fail.
@@ -21,7 +21,7 @@ fn main() {
             client.call(&Request::Begin(BeginRequest {
                 user: args[2].clone(),
                 service,
-                rhost: None,
+                rhost: args.get(4).cloned(),
                 tty: None,
                 command: None,
             }))
