@@ -153,7 +153,7 @@ async fn set_mobile(
         .set_mobile(user, mobile.e164(), unix_now())
         .await
         .map_err(internal)?;
-    info!(event = "mobile_set", user, to = %mobile, peer_uid = peer.uid, "number stored by admin");
+    info!(event = "mobile_set", user, to = %rt.log_mobile(&mobile), peer_uid = peer.uid, "number stored by admin");
     Ok(Response::Done {
         message: format!("{user}: number set to {}", mobile.masked(4)),
     })
@@ -364,7 +364,7 @@ async fn test_sms(
     };
     match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {
         Ok(Ok(delivery)) => {
-            info!(event = "test_sent", user, to = %mobile, provider = %delivery.provider, "test message sent");
+            info!(event = "test_sent", user, to = %rt.log_mobile(&mobile), provider = %delivery.provider, "test message sent");
             // Every try, so an admin sees a failover or a retry happen.
             let tries: Vec<String> = delivery.attempts.iter().map(|a| a.to_string()).collect();
             Ok(Response::TestSent {
@@ -379,7 +379,7 @@ async fn test_sms(
             })
         }
         Ok(Err(e)) => {
-            warn!(event = "test_failed", user, to = %mobile, error = %e, "test message failed");
+            warn!(event = "test_failed", user, to = %rt.log_mobile(&mobile), error = %e, "test message failed");
             Err(refuse(ErrorKind::Internal, e.to_string()))
         }
         Err(_) => Err(refuse(

@@ -45,10 +45,11 @@ impl Runtime {
             })?);
         }
         let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
+        let chain = Chain::new(list).masking(usize::from(config.mask_visible_digits));
         Ok(Runtime {
             config,
             users,
-            chain: Chain::new(list),
+            chain,
             hostname,
         })
     }

@@ -272,6 +272,9 @@ fn masked_number_shows_the_configured_digits() {
     let sent = events(&d, "code_sent", &user, &[]);
     assert_eq!(sent.len(), 1, "{}", d.log());
     assert!(sent[0].contains("to=*********67 "), "{}", sent[0]);
+    // No line at all shows more: the provider chain's own lines included.
+    let log = d.log();
+    assert!(!log.contains("0067"), "a log line shows 4 digits:\n{log}");
     d.assert_log_clean(&[]);
 }
 

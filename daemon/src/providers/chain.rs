@@ -28,6 +28,8 @@ struct Slot {
 
 pub struct Chain {
     slots: Vec<Slot>,
+    /// Digits of the number its log lines show (`message.mask_visible_digits`).
+    mask_visible: usize,
 }
 
 /// One try at one provider.
@@ -153,7 +155,16 @@ impl Chain {
                 }
             })
             .collect();
-        Chain { slots }
+        Chain {
+            slots,
+            mask_visible: 4,
+        }
+    }
+
+    /// Log lines show this many digits of the number, as the prompt does.
+    pub fn masking(mut self, visible: usize) -> Self {
+        self.mask_visible = visible;
+        self
     }
 
     /// Provider names in the order they are tried (for status output and
@@ -186,7 +197,7 @@ impl Chain {
     pub async fn send_with(&self, sms: &Sms, meta: &SendMeta) -> Result<Delivery, ChainError> {
         let enc = encoding::analyze(&sms.body);
         tracing::debug!(
-            to = %sms.to, // Display is masked
+            to = %sms.to.masked(self.mask_visible),
             encoding = enc.name(),
             segments = enc.segments(),
             units = enc.units(),
@@ -230,7 +241,7 @@ impl Chain {
                 {
                     tracing::info!(
                         provider = slot.provider.name(),
-                        to = %sms.to,
+                        to = %sms.to.masked(self.mask_visible),
                         detail = %receipt.detail,
                         encoding = enc.name(),
                         segments = enc.segments(),
@@ -246,13 +257,13 @@ impl Chain {
                     });
                 }
                 if past(meta.deadline) {
-                    tracing::warn!(to = %sms.to, "send deadline reached; not trying further providers");
+                    tracing::warn!(to = %sms.to.masked(self.mask_visible), "send deadline reached; not trying further providers");
                     return Err(ChainError { attempts });
                 }
             }
         }
         if self.slots.is_empty() {
-            tracing::error!(to = %sms.to, "no SMS provider is configured");
+            tracing::error!(to = %sms.to.masked(self.mask_visible), "no SMS provider is configured");
         }
         Err(ChainError { attempts })
     }
@@ -295,7 +306,7 @@ impl Chain {
                 }
                 Err(e) => e,
             };
-            tracing::warn!(provider = name, to = %sms.to, try_number, error = %error, "send failed");
+            tracing::warn!(provider = name, to = %sms.to.masked(self.mask_visible), try_number, error = %error, "send failed");
             attempts.push(Attempt {
                 provider: name.to_string(),
                 try_number,
