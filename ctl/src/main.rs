@@ -116,7 +116,7 @@ fn ping(socket: &Option<PathBuf>, config: &std::path::Path, timeout: u64, json: 
             } else {
                 eprintln!("smsotpctl: {e}");
             }
-            ExitCode::from(if e.is_unavailable() { 3 } else { 1 })
+            ExitCode::from(commands::output::Failure::from_client(&e).exit)
         }
     }
 }
