@@ -1,6 +1,7 @@
 //! smsotpd as a library, so tests can run the server in-process and the
 //! binary stays a thin shell (arguments, signals, sd_notify).
 
+pub mod activation;
 pub mod admin;
 pub mod authz;
 pub mod backup;
@@ -10,8 +11,10 @@ pub mod notice;
 pub mod otp;
 pub mod policy;
 pub mod providers;
+pub mod refusals;
 pub mod server;
 pub mod session;
+pub mod slots;
 pub mod state;
 pub mod store;
 pub mod wire;
