@@ -62,23 +62,33 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects, checks that root is listening, and exchanges hellos, all
-    /// within `timeout` (the connect and the hello each get the whole of it).
+    /// Connects (waiting for room in a full backlog), checks that root is
+    /// listening, and exchanges hellos, all within `timeout`.
     pub fn connect(
         path: &Path,
         timeout: Duration,
         client_name: &str,
     ) -> Result<Client, ClientError> {
+        let deadline = Instant::now() + timeout;
         let socket = open(path, timeout)?;
+        // The hello gets what the connect left of the deadline; later
+        // requests get the whole timeout each.
+        let left = at_least_a_millisecond(deadline).ok_or(ClientError::Timeout(timeout))?;
         let mut client = Client {
             stream: socket,
-            timeout,
+            timeout: left,
             server: String::new(),
         };
-        match client.call(&Request::Hello {
+        let hello = client.call(&Request::Hello {
             version: PROTOCOL_VERSION,
             client: client_name.to_string(),
-        })? {
+        });
+        client.timeout = timeout;
+        let hello = hello.map_err(|e| match e {
+            ClientError::Timeout(_) => ClientError::Timeout(timeout),
+            e => e,
+        })?;
+        match hello {
             Response::Hello { version, server } if version == PROTOCOL_VERSION => {
                 client.server = server;
                 Ok(client)

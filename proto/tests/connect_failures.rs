@@ -187,3 +187,30 @@ fn connect_any_moves_on_only_past_an_absent_daemon() {
         .unwrap();
     assert!(err.daemon_absent(), "{err}");
 }
+
+#[test]
+fn waiting_in_the_backlog_and_the_hello_share_one_deadline() {
+    let path = temp_socket("shared");
+    let (listener, queued) = full_backlog(&path);
+    let server = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(listener.accept().unwrap());
+        drop(queued);
+        // Ours, never answered.
+        let held = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(900));
+        drop(held);
+    });
+    let started = Instant::now();
+    let err = Client::connect(&path, Duration::from_millis(600), "t")
+        .err()
+        .unwrap();
+    let took = started.elapsed();
+    eprintln!("{err} after {took:?}");
+    assert!(matches!(err, ClientError::Timeout(_)), "{err}");
+    assert!(
+        took >= Duration::from_millis(550) && took < Duration::from_millis(850),
+        "took {took:?}"
+    );
+    server.join().unwrap();
+}
