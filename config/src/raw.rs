@@ -14,8 +14,11 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     pub socket: Option<PathBuf>,
+    pub root_socket: Option<PathBuf>,
     pub users_file: Option<PathBuf>,
     pub max_connections: Option<i64>,
+    pub max_connections_per_user: Option<i64>,
+    pub admin_lifetime_seconds: Option<i64>,
     pub allow_user_self: Option<bool>,
     pub hostname: Option<String>,
     pub log_level: Option<String>,

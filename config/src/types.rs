@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub const DEFAULT_CONFIG: &str = "/etc/smsotp/smsotpd.toml";
-pub const DEFAULT_SOCKET: &str = "/run/smsotp/smsotpd.sock";
+/// The sockets are the protocol's meeting points; proto owns their paths.
+pub use smsotp_proto::sockets::{DEFAULT_ROOT_SOCKET, DEFAULT_SOCKET};
 pub const DEFAULT_USERS_FILE: &str = "/etc/smsotp/users.toml";
 pub const DEFAULT_OUTBOX: &str = "/var/lib/smsotp/outbox.jsonl";
 pub const DEFAULT_TEMPLATE: &str =
@@ -16,9 +17,20 @@ pub const DEFAULT_TEMPLATE: &str =
 
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
+    /// The public socket (0666): everyone, authorised per request.
     pub socket: PathBuf,
+    /// The root-only socket (0600): PAM inside sshd/sudo and root's
+    /// smsotpctl. Nobody else can connect, so nobody else can fill it.
+    pub root_socket: PathBuf,
     pub users_file: PathBuf,
+    /// Concurrent connections per socket.
     pub max_connections: usize,
+    /// Concurrent connections one non-root uid may hold on the public
+    /// socket.
+    pub max_connections_per_user: usize,
+    /// An admin connection (no login on it) is closed this long after it
+    /// was accepted, however often it sends requests.
+    pub admin_lifetime: Duration,
     /// Non-root peers may begin a challenge for their own login only.
     pub allow_user_self: bool,
     /// `{{host}}` in messages; `None` means the system hostname.

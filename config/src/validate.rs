@@ -92,10 +92,33 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
             ),
         ));
     }
+    let socket = absolute("socket", raw.socket, DEFAULT_SOCKET)?;
+    let root_socket = absolute("root_socket", raw.root_socket, DEFAULT_ROOT_SOCKET)?;
+    if root_socket == socket {
+        return Err(Invalid::new(
+            "root_socket",
+            "must differ from `socket`: one is for everyone, the other only for root",
+        ));
+    }
     Ok(DaemonConfig {
-        socket: absolute("socket", raw.socket, DEFAULT_SOCKET)?,
+        socket,
+        root_socket,
         users_file: absolute("users_file", raw.users_file, DEFAULT_USERS_FILE)?,
         max_connections: in_range("max_connections", raw.max_connections, 256, 1, 65536)? as usize,
+        max_connections_per_user: in_range(
+            "max_connections_per_user",
+            raw.max_connections_per_user,
+            4,
+            1,
+            1024,
+        )? as usize,
+        admin_lifetime: Duration::from_secs(in_range(
+            "admin_lifetime_seconds",
+            raw.admin_lifetime_seconds,
+            60,
+            5,
+            3600,
+        )? as u64),
         allow_user_self: raw.allow_user_self.unwrap_or(false),
         hostname,
         log_level,

@@ -37,6 +37,41 @@ fn empty_config_means_defaults() {
     assert!(!c.allow_user_self);
 }
 
+/// Issue 9, findings 1 and 3: root gets a socket of its own, and the
+/// public one limits each non-root uid and every admin connection's life.
+#[test]
+fn connection_limits_and_the_root_socket() {
+    let c = parse(Path::new("x.toml"), "").unwrap();
+    assert_eq!(c.root_socket, Path::new("/run/smsotp/root.sock"));
+    assert_eq!(c.max_connections_per_user, 4);
+    assert_eq!(c.admin_lifetime.as_secs(), 60);
+    let c = parse(
+        Path::new("x.toml"),
+        "root_socket = \"/run/x/r.sock\"\nmax_connections_per_user = 2\nadmin_lifetime_seconds = 5\n",
+    )
+    .unwrap();
+    assert_eq!(c.root_socket, Path::new("/run/x/r.sock"));
+    assert_eq!(c.max_connections_per_user, 2);
+    assert_eq!(c.admin_lifetime.as_secs(), 5);
+    let e = err("socket = \"/run/a.sock\"\nroot_socket = \"/run/a.sock\"\n");
+    assert!(
+        e.contains(":2: root_socket: must differ from `socket`"),
+        "{e}"
+    );
+    let e = err("max_connections_per_user = 0\n");
+    assert!(
+        e.contains(":1: max_connections_per_user: must be between 1 and 1024, not 0"),
+        "{e}"
+    );
+    let e = err("admin_lifetime_seconds = 1\n");
+    assert!(
+        e.contains("admin_lifetime_seconds: must be between 5 and 3600, not 1"),
+        "{e}"
+    );
+    let e = err("root_socket = \"run/r.sock\"\n");
+    assert!(e.contains("root_socket: must be an absolute path"), "{e}");
+}
+
 #[test]
 fn unknown_key_names_line_and_key() {
     let e = err("socket = \"/x\"\n[otp]\nlenght = 8\n");

@@ -14,7 +14,8 @@ mod doctor;
 #[derive(Parser)]
 #[command(version, about = "Control and inspect smsotpd")]
 struct Cli {
-    /// Daemon socket (default: the `socket` of the config file).
+    /// Daemon socket (default: for root the config's `root_socket` when it
+    /// exists, else its `socket`).
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
     /// Daemon config file.
@@ -74,13 +75,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--socket`, else the socket the PAM module would pick: for root the
+/// root-only one (no local user can flood it or take its slots) unless it
+/// does not exist (a daemon older than this tool), else the public one.
+/// Non-root callers usually cannot read the config and get the defaults.
 fn socket_path(explicit: &Option<PathBuf>, config: &std::path::Path) -> PathBuf {
     if let Some(s) = explicit {
         return s.clone();
     }
-    smsotp_config::load(config)
-        .map(|c| c.socket)
-        .unwrap_or_else(|_| PathBuf::from(smsotp_config::DEFAULT_SOCKET))
+    let (root, public) = match smsotp_config::load(config) {
+        Ok(c) => (c.root_socket, c.socket),
+        Err(_) => (
+            PathBuf::from(smsotp_config::DEFAULT_ROOT_SOCKET),
+            PathBuf::from(smsotp_config::DEFAULT_SOCKET),
+        ),
+    };
+    if smsotp_proto::sockets::euid() == 0 && root.exists() {
+        root
+    } else {
+        public
+    }
 }
 
 fn ping(socket: &Option<PathBuf>, config: &std::path::Path, timeout: u64, json: bool) -> ExitCode {
@@ -116,7 +130,7 @@ fn ping(socket: &Option<PathBuf>, config: &std::path::Path, timeout: u64, json: 
             } else {
                 eprintln!("smsotpctl: {e}");
             }
-            ExitCode::from(if e.is_unavailable() { 3 } else { 1 })
+            ExitCode::from(commands::output::Failure::from_client(&e).exit)
         }
     }
 }

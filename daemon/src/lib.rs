@@ -2,6 +2,7 @@
 //! binary stays a thin shell (arguments, signals, sd_notify).
 
 pub mod account;
+pub mod activation;
 pub mod admin;
 pub mod authz;
 pub mod backup;
@@ -13,9 +14,11 @@ pub mod otp;
 pub mod policy;
 pub mod providers;
 pub mod ratelimit;
+pub mod refusals;
 pub mod rules;
 pub mod server;
 pub mod session;
+pub mod slots;
 pub mod state;
 pub mod stepup;
 pub mod store;

@@ -2,10 +2,12 @@
 //! `smsotpd::server::run`.
 
 use clap::Parser;
+use smsotpd::activation::{self, Activated};
+use smsotpd::listener::{self, Access};
+use smsotpd::server::{self, Limits, Listeners};
 use smsotpd::state::{Runtime, State};
 use smsotpd::store::SqliteStore;
-use smsotpd::{listener, server};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
@@ -41,8 +43,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     // Before any thread exists: reading LISTEN_FDS unsets the variables.
-    let activated = match activated_listener() {
-        Ok(l) => l,
+    let activated = match activation::take(&runtime.config.socket, &runtime.config.root_socket) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("smsotpd: socket activation: {e}");
             return ExitCode::FAILURE;
@@ -90,15 +92,15 @@ fn init_logging(level: smsotp_config::LogLevel) {
         .init();
 }
 
-async fn serve(
-    config_path: PathBuf,
-    runtime: Runtime,
-    activated: Option<std::os::unix::net::UnixListener>,
-) -> ExitCode {
+async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> ExitCode {
     // reqwest is built without a default TLS backend; pick ring once here.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let socket = runtime.config.socket.clone();
-    let max_connections = connection_cap(runtime.config.max_connections);
+    let public_path = runtime.config.socket.clone();
+    let root_path = runtime.config.root_socket.clone();
+    let limits = Limits {
+        max_connections: connection_cap(runtime.config.max_connections),
+        max_connections_per_user: runtime.config.max_connections_per_user,
+    };
     // Open the store first: without its state the daemon cannot enforce
     // budgets or spend backup codes once, so it refuses to serve at all
     // rather than serve loosely.
@@ -109,21 +111,27 @@ async fn serve(
             return ExitCode::FAILURE;
         }
     };
-    let from_systemd = activated.is_some();
-    let bound = match activated {
-        Some(l) => tokio::net::UnixListener::from_std(l),
-        None => listener::bind(&socket),
-    };
-    let listener = match bound {
+    let from_systemd = activated.any();
+    // Sockets systemd made are systemd's to remove; those we bind are ours.
+    let mut ours = Vec::new();
+    let public = match listen(activated.public, &public_path, Access::Public, &mut ours) {
         Ok(l) => l,
-        Err(e) => {
-            error!(socket = %socket.display(), error = %e, "cannot listen");
-            return ExitCode::FAILURE;
+        Err(code) => return code,
+    };
+    let root = match listen(activated.root, &root_path, Access::RootOnly, &mut ours) {
+        Ok(l) => l,
+        Err(code) => {
+            remove_sockets(&ours);
+            return code;
         }
     };
+    warn_if_root_socket_is_open(&root_path);
     info!(
-        socket = %socket.display(),
+        socket = %public_path.display(),
+        root_socket = %root_path.display(),
         socket_activated = from_systemd,
+        max_connections = limits.max_connections,
+        max_connections_per_user = limits.max_connections_per_user,
         users = runtime.users.len(),
         providers = %runtime.chain.names().join(","),
         version = env!("CARGO_PKG_VERSION"),
@@ -136,6 +144,7 @@ async fn serve(
         signal(SignalKind::interrupt()),
     ) else {
         error!("cannot install signal handlers");
+        remove_sockets(&ours);
         return ExitCode::FAILURE;
     };
     let reload_state = Arc::clone(&state);
@@ -151,13 +160,53 @@ async fn serve(
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     };
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    server::run(listener, state, max_connections, shutdown).await;
-    // A socket systemd made is systemd's to remove.
-    if !from_systemd {
-        let _ = std::fs::remove_file(&socket);
-    }
+    let listeners = Listeners {
+        public,
+        root: Some(root),
+    };
+    server::run(listeners, state, limits, shutdown).await;
+    remove_sockets(&ours);
     info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The socket systemd passed, or one bound here (and noted in `ours`).
+fn listen(
+    activated: Option<std::os::unix::net::UnixListener>,
+    path: &Path,
+    access: Access,
+    ours: &mut Vec<PathBuf>,
+) -> Result<tokio::net::UnixListener, ExitCode> {
+    let bound = match activated {
+        Some(l) => tokio::net::UnixListener::from_std(l),
+        None => listener::bind(path, access).inspect(|_| ours.push(path.to_path_buf())),
+    };
+    bound.map_err(|e| {
+        error!(socket = %path.display(), role = access.name(), error = %e, "cannot listen");
+        ExitCode::FAILURE
+    })
+}
+
+fn remove_sockets(ours: &[PathBuf]) {
+    for path in ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// A socket unit without `SocketMode=0600` for the root socket: peers
+/// that are not root are still closed at once, but can fill its backlog.
+fn warn_if_root_socket_is_open(path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.mode() & 0o077 != 0 || meta.uid() != 0 {
+            warn!(
+                root_socket = %path.display(),
+                mode = format!("{:04o}", meta.mode() & 0o7777),
+                owner_uid = meta.uid(),
+                "the root socket is not root's alone (want root:root 0600, SocketMode=0600 in smsotpd.socket)"
+            );
+        }
+    }
 }
 
 fn reload(state: &State) {
@@ -175,29 +224,13 @@ fn reload(state: &State) {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
 }
 
-/// systemd socket activation (`smsotpd.socket`): the first passed fd, when
-/// LISTEN_PID names this process. The unit owns the socket's path and mode.
-fn activated_listener() -> std::io::Result<Option<std::os::unix::net::UnixListener>> {
-    use std::os::fd::FromRawFd;
-    let Some(fd) = sd_notify::listen_fds()?.next() else {
-        return Ok(None);
-    };
-    // SAFETY: systemd hands this process ownership of the fds it passes,
-    // starting at 3; nothing else in the process has touched fd 3 yet.
-    let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
-    // Fails unless fd 3 really is a listening Unix stream socket.
-    listener.local_addr()?;
-    listener.set_nonblocking(true)?;
-    Ok(Some(listener))
-}
-
 /// File descriptors kept back for the store, provider connections, logs.
 const RESERVED_FDS: u64 = 64;
 
-/// The connection cap the open-file limit can honour. Past it `accept`
-/// fails with EMFILE, the connection waits unanswered and the module times
-/// out, which `failmode=safe` reads as "unreachable": a fail-open. So the
-/// soft limit is raised to the hard one, and the cap clamped to what fits.
+/// The per-socket connection cap the open-file limit can honour for both
+/// sockets. Past it `accept` fails with EMFILE and connections wait
+/// unanswered (the module then denies, but nobody is served). So the soft
+/// limit is raised to the hard one, and the cap clamped to what fits.
 fn connection_cap(configured: usize) -> usize {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
@@ -208,7 +241,7 @@ fn connection_cap(configured: usize) -> usize {
     } else {
         soft
     };
-    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS))
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS) / 2)
         .unwrap_or(usize::MAX)
         .max(1);
     if configured > fits {
@@ -216,7 +249,7 @@ fn connection_cap(configured: usize) -> usize {
             max_connections = configured,
             open_file_limit = soft,
             using = fits,
-            "max_connections exceeds what the open-file limit allows; lowering it"
+            "max_connections (per socket, two sockets) exceeds what the open-file limit allows; lowering it"
         );
         return fits;
     }

@@ -9,7 +9,7 @@ use crate::state::State;
 use crate::wire::{read_frame, write_frame};
 use smsotp_proto::{ErrorKind, FrameError, Request, Response, PROTOCOL_VERSION};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -22,15 +22,21 @@ pub struct Session<S> {
     peer: Peer,
     state: Arc<State>,
     login: Option<Login>,
+    /// Without a login on it, the connection closes at this instant
+    /// however often it sends requests: a `status` every few seconds must
+    /// not keep a slot forever (issue 9, finding 3).
+    admin_until: Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     pub fn new(stream: S, peer: Peer, state: Arc<State>) -> Self {
+        let admin_until = Instant::now() + state.runtime().config.admin_lifetime;
         Session {
             stream,
             peer,
             state,
             login: None,
+            admin_until,
         }
     }
 
@@ -41,17 +47,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             return;
         }
         loop {
-            let idle = self
-                .login
-                .as_ref()
-                .map_or(HANDSHAKE_TIMEOUT, Login::idle_deadline);
+            let wait = match &self.login {
+                Some(login) => login.idle_deadline(),
+                None => {
+                    let left = self.admin_until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        debug!(uid = self.peer.uid, "admin connection reached its lifetime");
+                        return;
+                    }
+                    HANDSHAKE_TIMEOUT.min(left)
+                }
+            };
             let req = tokio::select! {
-                r = tokio::time::timeout(idle, read_frame::<_, Request>(&mut self.stream)) => r,
+                r = tokio::time::timeout(wait, read_frame::<_, Request>(&mut self.stream)) => r,
                 _ = shutdown.changed() => return,
             };
             let req = match req {
                 Err(_) => {
-                    debug!(uid = self.peer.uid, "connection idle past its deadline");
+                    debug!(
+                        uid = self.peer.uid,
+                        "connection idle past its deadline or lifetime"
+                    );
                     return;
                 }
                 Ok(Err(FrameError::Closed)) => return,

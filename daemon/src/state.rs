@@ -131,6 +131,12 @@ impl State {
         if fresh.config.socket != old.config.socket {
             need_restart.push("socket");
         }
+        if fresh.config.root_socket != old.config.root_socket {
+            need_restart.push("root_socket");
+        }
+        if fresh.config.max_connections_per_user != old.config.max_connections_per_user {
+            need_restart.push("max_connections_per_user");
+        }
         if fresh.config.max_connections != old.config.max_connections {
             need_restart.push("max_connections");
         }

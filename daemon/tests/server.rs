@@ -33,7 +33,10 @@ impl Fixture {
         let config_path = dir.path().join("smsotpd.toml");
         std::fs::write(&config_path, config).unwrap();
         let runtime = Runtime::load(&config_path).unwrap();
-        let max = runtime.config.max_connections;
+        let limits = smsotpd::server::Limits {
+            max_connections: runtime.config.max_connections,
+            max_connections_per_user: runtime.config.max_connections_per_user,
+        };
         let store = smsotpd::store::SqliteStore::open(&runtime.config.store).unwrap();
         let state = State::new(config_path, runtime, std::sync::Arc::new(store));
         let listener_path = socket.clone();
@@ -45,9 +48,12 @@ impl Fixture {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = smsotpd::listener::bind(&listener_path).unwrap();
+                let public =
+                    smsotpd::listener::bind(&listener_path, smsotpd::listener::Access::Public)
+                        .unwrap();
                 ready_tx.send(()).unwrap();
-                smsotpd::server::run(listener, state, max, async {
+                let listeners = smsotpd::server::Listeners { public, root: None };
+                smsotpd::server::run(listeners, state, limits, async {
                     let _ = rx.await;
                 })
                 .await;
@@ -231,8 +237,8 @@ fn connection_cap_answers_busy_and_frees_up() {
         .err()
         .unwrap();
     assert!(
-        !err.is_unavailable(),
-        "busy must not look like 'unavailable': {err}"
+        !err.daemon_absent(),
+        "busy must not look like 'absent': {err}"
     );
     assert!(err.to_string().contains("busy"), "{err}");
     drop(held);

@@ -93,6 +93,7 @@ strip --strip-unneeded --remove-section=.comment --remove-section=.note \
 # systemd unit.
 inst 0644 "$PKG/systemd/smsotpd.service" /lib/systemd/system/smsotpd.service
 inst 0644 "$PKG/systemd/smsotpd.socket" /lib/systemd/system/smsotpd.socket
+inst 0644 "$PKG/systemd/smsotpd-root.socket" /lib/systemd/system/smsotpd-root.socket
 
 # Configuration: conffiles, root only (provider tokens, phone numbers).
 inst 0600 "$ROOT/config/examples/smsotpd.toml" /etc/smsotp/smsotpd.toml

@@ -515,25 +515,13 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
     }
 
     /// Connect, hello or begin failed, so no code was sent. Only a daemon
-    /// that cannot be reached (or does not answer in time) is "unavailable";
-    /// a daemon that answered with a refusal is up and has said no.
+    /// that is not there at all (no socket, nobody listening) is
+    /// "unavailable" for `failmode`; one that is busy, silent, hangs up, or
+    /// is not root is present, can be made to look that way by any local
+    /// user, and denies in every failmode.
     fn no_challenge(&mut self, failmode: FailMode, step: &str, e: ClientError) -> End {
-        if !e.is_unavailable() {
-            let shown = match &e {
-                ClientError::Refused(message) => messages::daemon_text(message),
-                _ => String::new(),
-            };
-            self.conv.error(if shown.is_empty() {
-                messages::UNAVAILABLE
-            } else {
-                &shown
-            });
-            return End::new(
-                PamResultCode::PAM_AUTHINFO_UNAVAIL,
-                "daemon-refused",
-                Level::Warning,
-            )
-            .because(format!("{step}: {e}"));
+        if !e.daemon_absent() {
+            return self.daemon_unusable(step, e);
         }
         match failmode {
             FailMode::Safe => {
@@ -561,6 +549,32 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 .because(format!("{step}: {e}"))
             }
         }
+    }
+
+    /// A daemon is there but gave no challenge: always PAM_AUTHINFO_UNAVAIL.
+    fn daemon_unusable(&mut self, step: &str, e: ClientError) -> End {
+        let (shown, result, level) = match &e {
+            ClientError::Refused(message) => (
+                messages::daemon_text(message),
+                "daemon-refused",
+                Level::Warning,
+            ),
+            ClientError::Backlog { .. } => (messages::BUSY.to_string(), "busy", Level::Warning),
+            // Whoever listens could answer "verified" to anything: the
+            // administrator must hear of it.
+            ClientError::NotRoot { .. } => (
+                messages::UNAVAILABLE.to_string(),
+                "daemon-not-root",
+                Level::Alert,
+            ),
+            _ => (String::new(), "daemon-unresponsive", Level::Warning),
+        };
+        self.conv.error(if shown.is_empty() {
+            messages::UNAVAILABLE
+        } else {
+            &shown
+        });
+        End::new(PamResultCode::PAM_AUTHINFO_UNAVAIL, result, level).because(format!("{step}: {e}"))
     }
 
     fn protocol_error(&mut self, what: &str) -> End {

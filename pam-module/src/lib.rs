@@ -94,7 +94,8 @@ fn authenticate(pamh: &mut PamHandle, args: &[&CStr], flags: PamFlag) -> PamResu
     };
     let mut conversation = pam_glue::PamConversation::new(conv, flags & PAM_SILENT != 0);
     let mut log = Syslog::new(pamh, opts.debug);
+    let sockets = opts.sockets_for(smsotp_proto::sockets::euid());
     flow::authenticate(&mut conversation, &mut log, opts.failmode, begin, || {
-        Client::connect(&opts.socket, opts.timeout, flow::CLIENT_NAME)
+        Client::connect_any(&sockets, opts.timeout, flow::CLIENT_NAME)
     })
 }

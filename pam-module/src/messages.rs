@@ -4,6 +4,9 @@
 use smsotp_proto::limits::MAX_REASON;
 
 pub const UNAVAILABLE: &str = "The SMS code service is unavailable.";
+/// The daemon's listen queue stayed full for the whole deadline (someone
+/// may be flooding it); worded like the daemon's own `Busy` refusal.
+pub const BUSY: &str = "The SMS code service is busy; try again shortly.";
 pub const TRIES_EXHAUSTED: &str = "Too many wrong codes. Log in again to get a new code.";
 pub const EXPIRED_RESEND: &str = "The code has expired. Type 'r' for a new one.";
 pub const EXPIRED: &str = "The code has expired.";

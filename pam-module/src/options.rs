@@ -1,5 +1,5 @@
 //! Module arguments from the pam.d line, e.g.
-//! `auth required pam_smsotp.so socket=/run/smsotp/smsotpd.sock failmode=secure timeout=20 debug`.
+//! `auth required pam_smsotp.so socket=/run/smsotp/root.sock failmode=secure timeout=20 debug`.
 //!
 //! Arguments arrive as raw bytes: a socket path need not be UTF-8, and
 //! decoding it lossily would point the module at a socket that does not
@@ -10,7 +10,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_SOCKET: &str = "/run/smsotp/smsotpd.sock";
 pub const DEFAULT_TIMEOUT_SECS: u64 = 20;
 pub const MIN_TIMEOUT_SECS: u64 = 1;
 pub const MAX_TIMEOUT_SECS: u64 = 120;
@@ -22,15 +21,17 @@ const MAX_SOCKET_PATH: usize = 107;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
-    /// An unreachable daemon fails the login.
+    /// An absent daemon fails the login.
     Secure,
-    /// An unreachable daemon (never a refusing one) makes the module step aside.
+    /// An absent daemon (no socket, nobody listening; never a busy, silent
+    /// or refusing one) makes the module step aside.
     Safe,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
-    pub socket: PathBuf,
+    /// `socket=`; without it, see [`Options::sockets_for`].
+    pub socket: Option<PathBuf>,
     pub failmode: FailMode,
     pub timeout: Duration,
     pub debug: bool,
@@ -39,10 +40,27 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            socket: PathBuf::from(DEFAULT_SOCKET),
+            socket: None,
             failmode: FailMode::Secure,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             debug: false,
+        }
+    }
+}
+
+impl Options {
+    /// The sockets to try, in order, when the module runs with effective
+    /// uid `euid`: `socket=` if given; else, for root (sshd, sudo, login),
+    /// the root-only socket that no local user can flood, then the public
+    /// one in case the root socket does not exist (a daemon older than the
+    /// module); else the public one (screen lockers running as the user).
+    pub fn sockets_for(&self, euid: u32) -> Vec<PathBuf> {
+        match &self.socket {
+            Some(explicit) => vec![explicit.clone()],
+            None => smsotp_proto::sockets::defaults_for(euid)
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     }
 }
@@ -85,7 +103,7 @@ pub fn parse<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Result<Parsed, Opt
         let value = parts.next();
         match key {
             b"socket" => {
-                options.socket = socket(value.ok_or(OptionError::MissingValue("socket"))?)?
+                options.socket = Some(socket(value.ok_or(OptionError::MissingValue("socket"))?)?)
             }
             b"failmode" => {
                 options.failmode = failmode(value.ok_or(OptionError::MissingValue("failmode"))?)?
@@ -150,9 +168,17 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let parsed = run(&[]).unwrap();
+        assert_eq!(parsed.options.socket, None);
         assert_eq!(
-            parsed.options.socket,
-            PathBuf::from("/run/smsotp/smsotpd.sock")
+            parsed.options.sockets_for(0),
+            vec![
+                PathBuf::from("/run/smsotp/root.sock"),
+                PathBuf::from("/run/smsotp/smsotpd.sock")
+            ]
+        );
+        assert_eq!(
+            parsed.options.sockets_for(1000),
+            vec![PathBuf::from("/run/smsotp/smsotpd.sock")]
         );
         assert_eq!(parsed.options.failmode, FailMode::Secure);
         assert_eq!(parsed.options.timeout, Duration::from_secs(20));
@@ -166,11 +192,20 @@ mod tests {
         assert_eq!(
             parsed.options,
             Options {
-                socket: PathBuf::from("/tmp/x.sock"),
+                socket: Some(PathBuf::from("/tmp/x.sock")),
                 failmode: FailMode::Safe,
                 timeout: Duration::from_secs(5),
                 debug: true,
             }
+        );
+    }
+
+    #[test]
+    fn an_explicit_socket_wins_for_root_too() {
+        let parsed = run(&["socket=/run/smsotp/smsotpd.sock"]).unwrap();
+        assert_eq!(
+            parsed.options.sockets_for(0),
+            vec![PathBuf::from("/run/smsotp/smsotpd.sock")]
         );
     }
 
@@ -243,7 +278,7 @@ mod tests {
         let arg: &[u8] = b"socket=/run/\xffx.sock";
         let parsed = parse([arg]).unwrap();
         assert_eq!(
-            parsed.options.socket.as_os_str().as_bytes(),
+            parsed.options.sockets_for(0)[0].as_os_str().as_bytes(),
             b"/run/\xffx.sock"
         );
     }

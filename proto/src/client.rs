@@ -2,10 +2,11 @@
 //! runs under a deadline: a stalled daemon must never hold sshd past its
 //! LoginGraceTime. No threads, no async runtime.
 
+use crate::connect::{at_least_a_millisecond, open};
 use crate::frame::{decode, encode, payload_len, FrameError};
 use crate::message::{ErrorKind, Request, Response};
 use crate::PROTOCOL_VERSION;
-use socket2::{Domain, SockAddr, Socket, Type};
+use socket2::Socket;
 use std::io::{self, Read};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,8 +14,20 @@ use zeroize::Zeroizing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// No daemon: no socket file, or nobody listening on it. The only
+    /// failure `failmode=safe` may wave through (see `connect.rs`).
+    #[error("no daemon at {path}: {source}")]
+    Absent { path: String, source: io::Error },
+    /// The daemon's listen backlog stayed full for the whole deadline: it
+    /// is there, and somebody may be flooding it.
+    #[error("the daemon at {path} is busy: its listen queue stayed full for {waited:?}")]
+    Backlog { path: String, waited: Duration },
+    /// Any other connect failure: something is there that we cannot use.
     #[error("cannot connect to {path}: {source}")]
     Connect { path: String, source: io::Error },
+    /// The process listening on the socket is neither root nor us.
+    #[error("the process listening on {path} runs as uid {uid}, not root; refusing to talk to it")]
+    NotRoot { path: String, uid: u32 },
     #[error("the daemon did not answer within {0:?}")]
     Timeout(Duration),
     #[error("protocol error: {0}")]
@@ -30,16 +43,12 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// True when the daemon could not be reached or did not answer in time:
-    /// the case `failmode=safe` is allowed to wave through.
-    pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            ClientError::Connect { .. }
-                | ClientError::Timeout(_)
-                | ClientError::Frame(FrameError::Closed)
-                | ClientError::Frame(FrameError::Io(_))
-        )
+    /// True only when no daemon is there at all: the one case
+    /// `failmode=safe` is allowed to wave through. A daemon that is silent
+    /// at the hello, hangs up before answering it, or has a full backlog is
+    /// present, and any local user can make it look that way.
+    pub fn daemon_absent(&self) -> bool {
+        matches!(self, ClientError::Absent { .. })
     }
 }
 
@@ -53,36 +62,33 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects and exchanges hellos, all within `timeout`.
+    /// Connects (waiting for room in a full backlog), checks that root is
+    /// listening, and exchanges hellos, all within `timeout`.
     pub fn connect(
         path: &Path,
         timeout: Duration,
         client_name: &str,
     ) -> Result<Client, ClientError> {
-        let connect_err = |source| ClientError::Connect {
-            path: path.display().to_string(),
-            source,
-        };
-        let addr = SockAddr::unix(path).map_err(connect_err)?;
-        let socket =
-            Socket::new(Domain::UNIX, Type::STREAM.cloexec(), None).map_err(connect_err)?;
-        socket.connect_timeout(&addr, timeout).map_err(|e| {
-            if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock {
-                ClientError::Timeout(timeout)
-            } else {
-                connect_err(e)
-            }
-        })?;
-        socket.set_nonblocking(false).map_err(connect_err)?;
+        let deadline = Instant::now() + timeout;
+        let socket = open(path, timeout)?;
+        // The hello gets what the connect left of the deadline; later
+        // requests get the whole timeout each.
+        let left = at_least_a_millisecond(deadline).ok_or(ClientError::Timeout(timeout))?;
         let mut client = Client {
             stream: socket,
-            timeout,
+            timeout: left,
             server: String::new(),
         };
-        match client.call(&Request::Hello {
+        let hello = client.call(&Request::Hello {
             version: PROTOCOL_VERSION,
             client: client_name.to_string(),
-        })? {
+        });
+        client.timeout = timeout;
+        let hello = hello.map_err(|e| match e {
+            ClientError::Timeout(_) => ClientError::Timeout(timeout),
+            e => e,
+        })?;
+        match hello {
             Response::Hello { version, server } if version == PROTOCOL_VERSION => {
                 client.server = server;
                 Ok(client)
@@ -97,6 +103,27 @@ impl Client {
             Response::Error { message, .. } => Err(ClientError::Refused(message)),
             _ => Err(ClientError::UnexpectedHello),
         }
+    }
+
+    /// Connects to the first of `paths` where a daemon is present: an
+    /// absent one (no socket, nobody listening) moves on to the next path,
+    /// any other failure is the answer. With no path at all, absent.
+    pub fn connect_any<P: AsRef<Path>>(
+        paths: &[P],
+        timeout: Duration,
+        client_name: &str,
+    ) -> Result<Client, ClientError> {
+        let mut last = ClientError::Absent {
+            path: String::new(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        for path in paths {
+            match Client::connect(path.as_ref(), timeout, client_name) {
+                Err(e) if e.daemon_absent() => last = e,
+                done => return done,
+            }
+        }
+        Err(last)
     }
 
     /// The daemon's self-description from its hello.
@@ -129,12 +156,7 @@ impl Client {
     }
 
     fn remaining(&self, deadline: Instant) -> Result<Duration, ClientError> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            Err(ClientError::Timeout(self.timeout))
-        } else {
-            Ok(left)
-        }
+        at_least_a_millisecond(deadline).ok_or(ClientError::Timeout(self.timeout))
     }
 
     fn write_all_by(&mut self, mut buf: &[u8], deadline: Instant) -> Result<(), ClientError> {
@@ -194,16 +216,19 @@ mod tests {
     }
 
     #[test]
-    fn missing_socket_is_unavailable() {
+    fn missing_socket_is_absent() {
         let path = temp_socket("missing");
         let err = Client::connect(&path, Duration::from_millis(200), "test")
             .err()
             .unwrap();
-        assert!(err.is_unavailable(), "{err}");
+        assert!(matches!(err, ClientError::Absent { .. }), "{err}");
+        assert!(err.daemon_absent(), "{err}");
     }
 
+    /// A daemon that accepts and never answers is present: anyone can make
+    /// the real one look like this for a moment, so it is never "absent".
     #[test]
-    fn silent_daemon_times_out_within_deadline() {
+    fn silent_daemon_times_out_within_deadline_and_is_not_absent() {
         let path = temp_socket("silent");
         let listener = UnixListener::bind(&path).unwrap();
         // Accept and never answer.
@@ -218,7 +243,7 @@ mod tests {
             .unwrap();
         let took = start.elapsed();
         assert!(matches!(err, ClientError::Timeout(_)), "{err}");
-        assert!(err.is_unavailable());
+        assert!(!err.daemon_absent());
         assert!(took < Duration::from_millis(790), "took {took:?}");
         t.join().unwrap();
     }
@@ -248,7 +273,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, ClientError::VersionMismatch { .. }));
-        assert!(!err.is_unavailable());
+        assert!(!err.daemon_absent());
         t.join().unwrap();
     }
 }

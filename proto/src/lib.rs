@@ -7,10 +7,12 @@
 //! the daemon can be upgraded separately and still fail clearly.
 
 pub mod client;
+mod connect;
 pub mod frame;
 pub mod limits;
 pub mod message;
 pub mod secret;
+pub mod sockets;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;

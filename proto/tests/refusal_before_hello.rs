@@ -1,6 +1,6 @@
 //! A daemon at its connection cap answers `Busy` and hangs up without
 //! reading. The client must report that refusal, not a broken pipe (which
-//! would read as "unreachable" and let failmode=safe through), and must not
+//! was once read as "unreachable" and let failmode=safe through), and must not
 //! raise SIGPIPE in its host process (sshd, sudo) while finding out.
 
 use smsotp_proto::frame::write_frame;
@@ -42,7 +42,7 @@ fn busy_refusal_wins_over_broken_pipe_and_no_sigpipe() {
             matches!(&err, ClientError::Refused(m) if m == "busy"),
             "round {round}: {err}"
         );
-        assert!(!err.is_unavailable());
+        assert!(!err.daemon_absent());
     }
     server.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);

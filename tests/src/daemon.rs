@@ -115,6 +115,8 @@ impl DaemonBuilder {
         let q = |p: &Path| toml_str(&p.to_string_lossy());
         let mut s = String::new();
         s += &format!("socket = {}\n", q(&dir.join("smsotpd.sock")));
+        // Never the host's /run/smsotp/root.sock.
+        s += &format!("root_socket = {}\n", q(&dir.join("root.sock")));
         s += &format!("users_file = {}\n", q(&dir.join("users.toml")));
         s += &format!("hostname = {}\n", toml_str(&self.hostname));
         s += &format!("log_level = {}\n", toml_str(&self.log_level));
@@ -291,8 +293,15 @@ impl Daemon {
         &self.config
     }
 
+    /// The public socket (0666).
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("smsotpd.sock")
+    }
+
+    /// The root-only socket (0600); pass it as `socket=` where a test wants
+    /// what the module uses by default as root.
+    pub fn root_socket(&self) -> PathBuf {
+        self.dir.path().join("root.sock")
     }
 
     pub fn outbox(&self) -> Outbox {
@@ -423,7 +432,8 @@ mod tests {
             .top("allow_user_self = true")
             .otp("expiry_seconds = 30");
         let text = b.config_text(Path::new("/tmp/x"));
-        assert!(text.starts_with("socket = \"/tmp/x/smsotpd.sock\"\n"));
+        assert!(text
+            .starts_with("socket = \"/tmp/x/smsotpd.sock\"\nroot_socket = \"/tmp/x/root.sock\"\n"));
         let top_end = text.find("[otp]").unwrap();
         assert!(text[..top_end].contains("allow_user_self = true"));
         assert!(text.contains("[[provider]]\ntype = \"outbox\"\npath = \"/tmp/x/outbox.jsonl\""));

@@ -16,6 +16,7 @@ pub mod chaos;
 pub mod ctl;
 pub mod daemon;
 pub mod faultkit;
+pub mod flood;
 pub mod flows;
 pub mod http_capture;
 pub mod libpam;

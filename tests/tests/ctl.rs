@@ -467,7 +467,7 @@ fn unreachable_daemon_is_exit_3() {
     let run = ctl.run(&["status", "alice"]);
     run.expect_code(3);
     assert!(
-        run.stderr.starts_with("smsotpctl: cannot connect to "),
+        run.stderr.starts_with("smsotpctl: no daemon at "),
         "{run:#?}"
     );
     let v = ctl

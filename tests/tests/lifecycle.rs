@@ -132,51 +132,58 @@ fn check_config_validates_without_starting() {
     );
 }
 
-#[test]
-fn socket_activation_serves_the_inherited_socket_and_leaves_it() {
+/// Starts the daemon as systemd would for smsotpd.socket: the listeners
+/// as fds 3, 4, ... with LISTEN_FDS and LISTEN_PID. Returns the child
+/// (stderr piped) once `probe` answers a hello.
+fn activated_daemon(
+    config: &std::path::Path,
+    listeners: &[std::os::unix::net::UnixListener],
+    probe: &std::path::Path,
+) -> std::process::Child {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("activated.sock");
-    let users = dir.path().join("users.toml");
-    std::fs::write(&users, "[users]\n").unwrap();
-    let config = dir.path().join("smsotpd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "socket = {sock:?}\nusers_file = {users:?}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
-            dir.path().join("state.db"),
-            dir.path().join("outbox.jsonl")
-        ),
-    )
-    .unwrap();
-    // What systemd does for smsotpd.socket: bind, listen, pass as fd 3.
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let fd = listener.as_raw_fd();
+    let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    assert!(fds.len() <= 8, "at most 8 sockets");
     let mut cmd = std::process::Command::new("/bin/sh");
     // LISTEN_PID must be the daemon's own pid: sh exports its pid, then
     // execs the daemon in the same process.
     cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --config \"$1\"")
+        .arg(format!(
+            "LISTEN_PID=$$ LISTEN_FDS={} exec \"$0\" --config \"$1\"",
+            fds.len()
+        ))
         .arg(paths::smsotpd())
-        .arg(&config)
+        .arg(config)
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    // SAFETY: between fork and exec only async-signal-safe calls (dup2).
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
+    // dup2). Each fd is first copied above 100 so that moving one to 3, 4,
+    // ... cannot overwrite another still to be moved.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
+            let mut high = [0; 8];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, fd) in high.iter().take(fds.len()).enumerate() {
+                if libc::dup2(*fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
-    let mut child = cmd.spawn().unwrap();
-    drop(listener);
+    let child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let server = loop {
-        match Client::connect(&sock, Duration::from_millis(500), "activation") {
-            Ok(c) => break c.server().to_string(),
+    loop {
+        match Client::connect(probe, Duration::from_millis(500), "activation") {
+            Ok(c) => {
+                assert!(c.server().starts_with("smsotpd/"), "{}", c.server());
+                return child;
+            }
             Err(e) => {
                 assert!(
                     Instant::now() < deadline,
@@ -185,14 +192,91 @@ fn socket_activation_serves_the_inherited_socket_and_leaves_it() {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-    };
-    assert!(server.starts_with("smsotpd/"), "{server}");
+    }
+}
+
+/// SIGTERM, then the exit status and everything it wrote to stderr.
+fn stop_activated(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let status = child.wait().unwrap();
     let mut err = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+fn activation_config(dir: &std::path::Path) -> std::path::PathBuf {
+    let users = dir.join("users.toml");
+    std::fs::write(&users, "[users]\n").unwrap();
+    let config = dir.join("smsotpd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {:?}\nroot_socket = {:?}\nusers_file = {users:?}\n[store]\npath = {:?}\n\
+             [[provider]]\ntype = \"outbox\"\npath = {:?}\n",
+            dir.join("activated.sock"),
+            dir.join("root.sock"),
+            dir.join("state.db"),
+            dir.join("outbox.jsonl")
+        ),
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn socket_activation_serves_the_inherited_socket_and_leaves_it() {
+    require_root("the root socket is root's");
+    let dir = tempfile::tempdir().unwrap();
+    let config = activation_config(dir.path());
+    let sock = dir.path().join("activated.sock");
+    let root = dir.path().join("root.sock");
+    // What an smsotpd.socket from before the root socket does: one fd.
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let child = activated_daemon(&config, &[listener], &sock);
+    // The daemon bound the root socket itself, root's alone.
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&root).expect("root socket bound by the daemon");
+    assert_eq!((meta.mode() & 0o777, meta.uid()), (0o600, 0));
+    Client::connect(&root, Duration::from_secs(2), "activation").expect("root socket serves");
+    let (status, err) = stop_activated(child);
     assert!(status.success(), "{status}: {err}");
     assert!(err.contains("socket_activated=true"), "{err}");
     assert!(sock.exists(), "the socket belongs to systemd and must stay");
+    assert!(!root.exists(), "the daemon's own root socket must go");
+}
+
+/// smsotpd.socket with both ListenStream= lines: two fds, told apart by
+/// the path each is bound to, whatever their order.
+#[test]
+fn socket_activation_with_both_sockets_tells_them_apart_by_path() {
+    require_root("the root socket is root's");
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    // Others may enter: only the socket's own mode keeps them out.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = activation_config(dir.path());
+    let sock = dir.path().join("activated.sock");
+    let root = dir.path().join("root.sock");
+    // Root's first, as a unit may list them.
+    let root_listener = std::os::unix::net::UnixListener::bind(&root).unwrap();
+    std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public_listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let child = activated_daemon(&config, &[root_listener, public_listener], &root);
+    Client::connect(&sock, Duration::from_secs(2), "activation").expect("public socket serves");
+    // uid 65534 cannot even connect to the root socket (mode 0600).
+    let out = std::process::Command::new(paths::raw_client())
+        .arg(&root)
+        .arg("nobody")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.contains("Permission denied"), "{line}");
+    let (status, err) = stop_activated(child);
+    assert!(status.success(), "{status}: {err}");
+    assert!(!err.contains("not root's alone"), "{err}");
+    assert!(sock.exists() && root.exists(), "both belong to systemd");
 }

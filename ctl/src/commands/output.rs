@@ -35,7 +35,8 @@ pub struct Failure {
     pub exit: u8,
     /// Stable, machine-readable: the daemon's error kind (`permission_denied`,
     /// `bad_request`, `busy`, `internal`, `unsupported_version`) or one of
-    /// ours (`usage`, `unreachable`, `protocol`, `declined`).
+    /// ours (`usage`, `unreachable`, `protocol`, `declined`,
+    /// `untrusted_daemon`).
     pub kind: &'static str,
     pub message: String,
 }
@@ -64,9 +65,6 @@ impl Failure {
     }
 
     pub fn from_client(e: &ClientError) -> Failure {
-        if e.is_unavailable() {
-            return Failure::new(EXIT_UNREACHABLE, "unreachable", e.to_string());
-        }
         match e {
             // The client validates before sending; we validate earlier
             // still (see `call`), so this is a usage error either way.
@@ -75,13 +73,26 @@ impl Failure {
             // one to a client of the right version is its connection limit
             // (the kind is not kept by `ClientError::Refused`).
             ClientError::Refused(message) => Failure::new(EXIT_BUSY, "busy", message.clone()),
+            ClientError::Backlog { .. } => Failure::new(EXIT_BUSY, "busy", e.to_string()),
             ClientError::VersionMismatch { .. } => {
                 Failure::new(EXIT_FAILED, "unsupported_version", e.to_string())
             }
-            ClientError::Frame(FrameError::Closed) => {
+            ClientError::NotRoot { .. } => {
+                Failure::new(EXIT_FAILED, "untrusted_daemon", e.to_string())
+            }
+            // For a script "not there" and "did not answer" both mean
+            // "try later or go and look"; only the PAM module must tell
+            // them apart (failmode=safe).
+            ClientError::Absent { .. }
+            | ClientError::Connect { .. }
+            | ClientError::Timeout(_)
+            | ClientError::Frame(FrameError::Closed)
+            | ClientError::Frame(FrameError::Io(_)) => {
                 Failure::new(EXIT_UNREACHABLE, "unreachable", e.to_string())
             }
-            _ => Failure::new(EXIT_FAILED, "protocol", e.to_string()),
+            ClientError::Frame(_) | ClientError::UnexpectedHello => {
+                Failure::new(EXIT_FAILED, "protocol", e.to_string())
+            }
         }
     }
 
@@ -273,11 +284,28 @@ mod tests {
 
     #[test]
     fn client_errors_map_to_exit_codes() {
-        let connect = ClientError::Connect {
+        let absent = ClientError::Absent {
             path: "/run/smsotp/s".into(),
             source: io_err(io::ErrorKind::NotFound),
         };
+        assert_eq!(Failure::from_client(&absent).exit, EXIT_UNREACHABLE);
+        let connect = ClientError::Connect {
+            path: "/run/smsotp/s".into(),
+            source: io_err(io::ErrorKind::PermissionDenied),
+        };
         assert_eq!(Failure::from_client(&connect).exit, EXIT_UNREACHABLE);
+        let backlog = ClientError::Backlog {
+            path: "/run/smsotp/s".into(),
+            waited: Duration::from_secs(10),
+        };
+        let f = Failure::from_client(&backlog);
+        assert_eq!((f.exit, f.kind), (EXIT_BUSY, "busy"));
+        let impostor = ClientError::NotRoot {
+            path: "/run/smsotp/s".into(),
+            uid: 1000,
+        };
+        let f = Failure::from_client(&impostor);
+        assert_eq!((f.exit, f.kind), (EXIT_FAILED, "untrusted_daemon"));
         let timeout = ClientError::Timeout(Duration::from_secs(1));
         assert_eq!(Failure::from_client(&timeout).exit, EXIT_UNREACHABLE);
         let closed = ClientError::Frame(FrameError::Closed);

@@ -210,7 +210,7 @@ fn error(kind: ErrorKind, message: &str) -> Response {
 }
 
 fn unreachable() -> ClientError {
-    ClientError::Connect {
+    ClientError::Absent {
         path: "/run/smsotp/smsotpd.sock".into(),
         source: io::Error::from(io::ErrorKind::NotFound),
     }
@@ -557,15 +557,102 @@ fn daemon_text_cannot_drive_the_terminal() {
 
 #[test]
 fn unreachable_secure_is_authinfo_unavail() {
-    for e in [
-        unreachable(),
-        ClientError::Timeout(Duration::from_secs(20)),
-        ClientError::Frame(FrameError::Closed),
-    ] {
+    let refused = ClientError::Absent {
+        path: "/run/smsotp/smsotpd.sock".into(),
+        source: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+    };
+    for e in [unreachable(), refused] {
         let r = run_connect(FailMode::Secure, [], |_| Err(e));
         assert_eq!(r.code, PamResultCode::PAM_AUTHINFO_UNAVAIL);
         assert_eq!(r.conv.errors, vec!["The SMS code service is unavailable."]);
         assert!(r.log.0.iter().all(|(level, _)| *level != Level::Alert));
+    }
+}
+
+/// Issue 9, finding 1: a connect flood made the module's connect fail with
+/// EAGAIN, which counted as "unreachable", and `safe` let 158 of 228
+/// wrong-code logins through. A present daemon that cannot serve us now
+/// (full backlog, silent or hanging up at the hello, any other connect
+/// error, not root) denies in every failmode.
+#[test]
+fn a_present_daemon_that_gives_no_challenge_denies_in_every_failmode() {
+    let path = || "/run/smsotp/smsotpd.sock".to_string();
+    let cases = || {
+        [
+            (
+                ClientError::Backlog {
+                    path: path(),
+                    waited: Duration::from_secs(20),
+                },
+                messages::BUSY,
+                "result=busy",
+            ),
+            (
+                ClientError::Connect {
+                    path: path(),
+                    source: io::Error::from_raw_os_error(libc::EAGAIN),
+                },
+                messages::UNAVAILABLE,
+                "result=daemon-unresponsive",
+            ),
+            (
+                ClientError::Connect {
+                    path: path(),
+                    source: io::Error::from_raw_os_error(libc::EACCES),
+                },
+                messages::UNAVAILABLE,
+                "result=daemon-unresponsive",
+            ),
+            (
+                ClientError::Timeout(Duration::from_secs(20)),
+                messages::UNAVAILABLE,
+                "result=daemon-unresponsive",
+            ),
+            (
+                ClientError::Frame(FrameError::Closed),
+                messages::UNAVAILABLE,
+                "result=daemon-unresponsive",
+            ),
+            (
+                ClientError::Frame(FrameError::Io(io::Error::from_raw_os_error(
+                    libc::ECONNRESET,
+                ))),
+                messages::UNAVAILABLE,
+                "result=daemon-unresponsive",
+            ),
+        ]
+    };
+    for failmode in [FailMode::Safe, FailMode::Secure] {
+        for (e, shown, result) in cases() {
+            let what = e.to_string();
+            let r = run_connect(failmode, [], |_| Err(e));
+            assert_eq!(
+                r.code,
+                PamResultCode::PAM_AUTHINFO_UNAVAIL,
+                "{failmode:?} {what}"
+            );
+            assert_eq!(r.conv.errors, vec![shown], "{what}");
+            assert!(r.summary().1.contains(result), "{}", r.summary().1);
+            assert!(r.log.0.iter().all(|(level, _)| *level != Level::Alert));
+        }
+    }
+}
+
+#[test]
+fn a_daemon_that_is_not_root_is_refused_with_an_alert() {
+    for failmode in [FailMode::Safe, FailMode::Secure] {
+        let r = run_connect(failmode, [], |_| {
+            Err(ClientError::NotRoot {
+                path: "/run/smsotp/smsotpd.sock".into(),
+                uid: 1000,
+            })
+        });
+        assert_eq!(r.code, PamResultCode::PAM_AUTHINFO_UNAVAIL);
+        assert_eq!(r.conv.errors, vec![messages::UNAVAILABLE]);
+        let (level, line) = r.summary();
+        assert_eq!(*level, Level::Alert);
+        assert!(line.contains("result=daemon-not-root"), "{line}");
+        assert!(line.contains("uid 1000"), "{line}");
     }
 }
 
@@ -1418,7 +1505,7 @@ fn failures_log_a_reason() {
     let (level, line) = r.summary();
     assert_eq!(*level, Level::Warning);
     assert!(
-        line.contains("result=unavailable reason=\"connect: cannot connect"),
+        line.contains("result=unavailable reason=\"connect: no daemon at"),
         "{line}"
     );
 }

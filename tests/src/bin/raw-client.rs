@@ -1,7 +1,7 @@
 //! `raw-client SOCKET USER [SERVICE [RHOST]]`: connects to smsotpd with the blocking
 //! proto client, sends one `Begin` for USER, and prints one JSON line:
 //! `{"uid": N, "response": <Response>}` or `{"uid": N, "error": "...",
-//! "unavailable": bool}`. The permission tests run it as an unprivileged uid.
+//! "absent": bool}`. The permission tests run it as an unprivileged uid.
 
 use smsotp_proto::{BeginRequest, Client, Request};
 use std::path::Path;
@@ -31,7 +31,7 @@ fn main() {
         Err(e) => serde_json::json!({
             "uid": uid,
             "error": e.to_string(),
-            "unavailable": e.is_unavailable(),
+            "absent": e.daemon_absent(),
         }),
     };
     println!("{out}");
