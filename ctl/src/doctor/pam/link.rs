@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// What doctor read of the daemon's config, for the checks that compare a
 /// stack with it.
 pub struct DaemonSide<'a> {
+    /// The root-only socket first, then the public one.
     pub sockets: Vec<PathBuf>,
     pub policy: &'a Policy,
 }
@@ -18,47 +19,85 @@ impl<'a> DaemonSide<'a> {
     pub fn new(cfg: &'a DaemonConfig) -> DaemonSide<'a> {
         DaemonSide {
             // Every socket the daemon listens on; a module line may name any.
-            sockets: vec![cfg.socket.clone()],
+            sockets: vec![cfg.root_socket.clone(), cfg.socket.clone()],
             policy: &cfg.policy,
         }
     }
 }
 
-/// The socket a module line talks to: its `socket=`, or the module's
-/// default (pam-module/src/options.rs uses the same constant).
-fn module_socket(entry: &Entry) -> &Path {
-    Path::new(entry.arg("socket").unwrap_or(smsotp_config::DEFAULT_SOCKET))
+/// The sockets a module line tries, in order: its `socket=`, or the
+/// defaults of a module running as root (sshd, sudo, login, su), the same
+/// list pam-module/src/options.rs uses.
+fn module_sockets(entry: &Entry) -> Vec<&Path> {
+    match entry.arg("socket") {
+        Some(s) => vec![Path::new(s)],
+        None => smsotp_proto::sockets::defaults_for(0)
+            .iter()
+            .map(Path::new)
+            .collect(),
+    }
 }
 
-/// An error when the line's socket is none of `daemon_sockets`: the module
+/// An error when the line reaches none of `daemon_sockets`: the module
 /// would reach no daemon (every login fails, or with failmode=safe needs no
-/// code) or another daemon, with other users and another policy.
+/// code) or another daemon, with other users and another policy. A warning
+/// when it reaches only the public one (the last of `daemon_sockets`): any
+/// local user can fill that socket's queue, and root's logins there are
+/// then refused as busy, where the root-only socket keeps serving them.
 pub fn socket_mismatch(entry: &Entry, daemon_sockets: &[PathBuf]) -> Option<Finding> {
-    let socket = module_socket(entry);
-    if daemon_sockets.iter().any(|s| s == socket) {
-        return None;
-    }
+    let tried = module_sockets(entry);
+    let reached = tried
+        .iter()
+        .find(|t| daemon_sockets.iter().any(|s| s == **t));
     let listed = daemon_sockets
         .iter()
         .map(|s| s.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    Some(
-        Finding::new(
-            "pam.socket-mismatch",
-            Severity::Error,
-            entry.origin.clone(),
-            format!(
-                "pam_smsotp.so talks to {} but smsotpd listens on {listed}: the module reaches no \
-                 daemon (or another one)",
-                socket.display()
-            ),
-        )
-        .fix(format!(
-            "write `socket={listed}` on the line (or drop socket= when the daemon uses the default), \
-             or set `socket` in the daemon config to match"
-        )),
-    )
+    match reached {
+        Some(socket)
+            if daemon_sockets.len() > 1 && daemon_sockets.last().is_some_and(|p| p == *socket) =>
+        {
+            Some(
+                Finding::new(
+                    "pam.socket-public",
+                    Severity::Warning,
+                    entry.origin.clone(),
+                    format!(
+                    "pam_smsotp.so talks to the public socket {}: any local user can flood it, and \
+                     logins are then refused as busy",
+                    socket.display()
+                ),
+                )
+                .fix(format!(
+                    "write `socket={}` on the line (root-only; or drop socket= to use the default)",
+                    daemon_sockets[0].display()
+                )),
+            )
+        }
+        Some(_) => None,
+        None => Some(
+            Finding::new(
+                "pam.socket-mismatch",
+                Severity::Error,
+                entry.origin.clone(),
+                format!(
+                    "pam_smsotp.so talks to {} but smsotpd listens on {listed}: the module reaches \
+                     no daemon (or another one)",
+                    tried
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+            )
+            .fix(format!(
+                "write `socket={}` on the line (or drop socket= when the daemon uses the default), \
+                 or set `root_socket` in the daemon config to match",
+                daemon_sockets[0].display()
+            )),
+        ),
+    }
 }
 
 /// Which policy section a service that loads the module gets.
@@ -104,25 +143,46 @@ mod tests {
 
     #[test]
     fn socket_lines_must_name_a_daemon_socket() {
-        let daemon = [PathBuf::from("/run/smsotp/smsotpd.sock")];
+        let daemon = [
+            PathBuf::from("/run/smsotp/root.sock"),
+            PathBuf::from("/run/smsotp/smsotpd.sock"),
+        ];
         assert!(socket_mismatch(&line("auth required pam_smsotp.so"), &daemon).is_none());
-        let e = line("auth required pam_smsotp.so socket=/run/smsotp/smsotpd.sock");
+        let e = line("auth required pam_smsotp.so socket=/run/smsotp/root.sock");
         assert!(socket_mismatch(&e, &daemon).is_none());
+        let public = line("auth required pam_smsotp.so socket=/run/smsotp/smsotpd.sock");
+        let f = socket_mismatch(&public, &daemon).expect("a warning");
+        assert_eq!(
+            (f.check, f.severity),
+            ("pam.socket-public", Severity::Warning)
+        );
         let e = line("auth required pam_smsotp.so socket=/tmp/other.sock");
         let f = socket_mismatch(&e, &daemon).expect("a mismatch");
         assert_eq!(
             (f.check, f.severity),
             ("pam.socket-mismatch", Severity::Error)
         );
-        let elsewhere = [PathBuf::from("/srv/smsotpd.sock")];
+        let elsewhere = [
+            PathBuf::from("/srv/root.sock"),
+            PathBuf::from("/srv/smsotpd.sock"),
+        ];
         assert!(
             socket_mismatch(&line("auth required pam_smsotp.so"), &elsewhere).is_some(),
-            "no socket= means the module's default"
+            "no socket= means the module's defaults"
         );
+        // A daemon with a moved root socket but the default public one: the
+        // module falls back to the public socket, which works but floods.
+        let moved = [
+            PathBuf::from("/srv/root.sock"),
+            PathBuf::from("/run/smsotp/smsotpd.sock"),
+        ];
+        let f = socket_mismatch(&line("auth required pam_smsotp.so"), &moved).expect("warning");
+        assert_eq!(f.check, "pam.socket-public");
         let both = [PathBuf::from("/a.sock"), PathBuf::from("/tmp/other.sock")];
-        assert!(
-            socket_mismatch(&e, &both).is_none(),
-            "any daemon socket will do"
+        assert_eq!(
+            socket_mismatch(&e, &both).map(|f| f.check),
+            Some("pam.socket-public"),
+            "any daemon socket is reached; the public one warns"
         );
     }
 
