@@ -616,6 +616,10 @@ EOF
     fi
     conf_sock="$(toml_top_string "$CONF" socket)"
     sock="${conf_sock:-$RUN_DIR/smsotpd.sock}"
+    # The module (root, inside the PAM service) talks to the root-only
+    # socket: no other local user can fill its queue.
+    conf_root_sock="$(toml_top_string "$CONF" root_socket)"
+    root_sock="${conf_root_sock:-$RUN_DIR/root.sock}"
     users_file="$(toml_top_string "$CONF" users_file)"
     users_file="${users_file:-$USERS_FILE_DEFAULT}"
     outbox="$(outbox_path "$CONF")"
@@ -669,7 +673,7 @@ EOF
 # The password first, then the SMS code. (No @include: the demo must not
 # depend on, or change, the system's common-* stacks.)
 auth     required   pam_unix.so nodelay
-auth     required   pam_smsotp.so socket=$sock
+auth     required   pam_smsotp.so socket=$root_sock
 account  required   pam_unix.so
 session  required   pam_unix.so
 EOF
