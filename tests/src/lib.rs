@@ -13,6 +13,7 @@
 //! says so clearly.
 
 pub mod chaos;
+pub mod container;
 pub mod ctl;
 pub mod daemon;
 pub mod faultkit;
