@@ -16,6 +16,7 @@ pub mod chaos;
 pub mod container;
 pub mod ctl;
 pub mod daemon;
+pub mod debpkg;
 pub mod faultkit;
 pub mod flows;
 pub mod http_capture;
