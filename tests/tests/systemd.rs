@@ -76,10 +76,17 @@ fn wait_for_pid1_log(c: &Container, unit: &str, messages: &[&str]) {
 #[test]
 fn notify_reload_journal_sandbox_score_and_clean_purge() {
     let Some(c) = installed("unit") else { return };
-    // postinst starts the daemon (it asks for nothing until a PAM stack
-    // names the module).
-    assert_eq!(c.show("smsotpd.service", "ActiveState"), "active");
-    c.sh("systemctl stop smsotpd");
+    // postinst starts the socket and the daemon (which asks for nothing
+    // until a PAM stack names the module).
+    for unit in ["smsotpd.socket", "smsotpd.service"] {
+        assert_eq!(
+            c.show(unit, "ActiveState"),
+            "active",
+            "{unit} after install"
+        );
+    }
+    // From scratch: no socket unit, the service binds its own.
+    c.sh("systemctl disable --now smsotpd.socket smsotpd.service");
     add_user(&c, "alice", "+15550001111");
 
     // Type=notify: `enable --now` returns once READY=1 arrived.
@@ -175,10 +182,10 @@ fn socket_activation_and_an_http_provider_on_loopback() {
          payload = '{{\"to\": {{{{mobile}}}}, \"text\": {{{{body}}}}}}'\nEOF",
         capture.url("/sms")
     ));
-    // postinst started the service binding its own socket; the socket unit
-    // can take over the path only once the service is gone.
-    c.sh("systemctl stop smsotpd && systemctl enable --now smsotpd.socket");
+    // postinst started both; with the service stopped, the socket stays.
+    c.sh("systemctl stop smsotpd.service");
     assert_eq!(c.show("smsotpd.service", "ActiveState"), "inactive");
+    assert_eq!(c.show("smsotpd.socket", "ActiveState"), "active");
     assert!(!c.show("smsotpd.socket", "Listen").is_empty());
 
     // The first connection (the login) starts the daemon.
