@@ -1,9 +1,10 @@
 //! The package under a real systemd: PID 1 of a Debian 12 container
-//! (tests/src/container.rs), the .deb installed as `apt install ./smsotp.deb`
-//! would. Checks what only systemd can show: Type=notify readiness, reload
+//! (tests/src/container.rs), the .deb installed with `dpkg -i` on a minimal
+//! Debian 12 that has only its dependencies. Checks what only systemd can show: Type=notify readiness, reload
 //! through RELOADING=1/READY=1, socket activation, journald fields, the
-//! sandbox letting the daemon do its job, the exposure score, and `dpkg -r`
-//! / `dpkg -P` leaving no unit, socket or file behind.
+//! sandbox letting the daemon do its job, the exposure score, an sshd login
+//! with the shipped PAM and sshd examples, and `dpkg -r` / `dpkg -P` leaving
+//! no unit, socket or file behind.
 //!
 //! Nothing here touches the host's smsotp install, if there is one.
 //!
@@ -14,6 +15,7 @@
 use smsotp_tests::container::{self, Container};
 use smsotp_tests::debpkg;
 use smsotp_tests::http_capture::HttpCapture;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// The socket paths whose absence after `dpkg -r` the test asserts.
@@ -225,4 +227,65 @@ fn http_provider_without_the_ca_bundle_says_why() {
         .find(|l| l.contains("ca-certificates"))
         .unwrap_or_else(|| panic!("the refusal must name the missing package: {log:?}"));
     eprintln!("{refusal}");
+}
+
+/// Answers OpenSSH's keyboard-interactive prompts (SSH_ASKPASS_REQUIRE=
+/// force): the password at once, the code once the test has put it in
+/// /root/code. Every prompt is kept in /root/prompts.
+const ASKPASS: &str = "#!/bin/sh\necho \"$1\" >> /root/prompts\ncase \"$1\" in\n\
+    *assword*) echo ssh-pass-1 ;;\n\
+    *) i=0; while [ ! -s /root/code ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; cat /root/code ;;\n\
+    esac\n";
+
+#[test]
+fn ssh_login_with_the_shipped_pam_and_sshd_examples() {
+    let Some(c) = installed("ssh") else { return };
+    add_user(&c, "dave", "+15550004444");
+    c.sh("echo dave:ssh-pass-1 | chpasswd; systemctl reload smsotpd; \
+          cp /usr/share/doc/smsotp/examples/pam.d-sshd /etc/pam.d/sshd; \
+          cp /usr/share/doc/smsotp/examples/sshd_config.d-smsotp.conf /etc/ssh/sshd_config.d/smsotp.conf; \
+          systemctl start ssh");
+    c.write("/root/askpass", ASKPASS, 0o755);
+    let sent = debpkg::sent(&c);
+    let ssh = c
+        .command("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=keyboard-interactive",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "ConnectTimeout=10",
+            "dave@127.0.0.1",
+            "echo logged-in-as-$(id -un)",
+        ])
+        .env("HOME", "/root")
+        .env("SSH_ASKPASS", "/root/askpass")
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", "none")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh");
+    let code = debpkg::next_code(&c, sent);
+    c.write("/root/code", &format!("{code}\n"), 0o600);
+    let out = ssh.wait_with_output().expect("ssh");
+    let prompts = std::fs::read_to_string(c.path("/root/prompts")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "ssh failed ({}):\n{}{}\nprompts:\n{prompts}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("logged-in-as-dave"));
+    // pam_unix's password first, then the code: both through the
+    // installed module, the shipped pam.d and sshd_config.d examples.
+    let password = prompts.find("assword").expect("password prompt");
+    let code_prompt = prompts.find("Code sent to").expect("code prompt");
+    assert!(password < code_prompt, "{prompts}");
 }
