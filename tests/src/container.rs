@@ -84,11 +84,16 @@ pub fn image() -> PathBuf {
     // SAFETY: flock on a descriptor we own; released when `lock` drops.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     let root = Path::new(CACHE).join(IMAGE);
-    let intact = root.join(COMPLETE).exists() && MUST_EXIST.iter().all(|f| root.join(f).exists());
-    if !intact {
+    if !intact(&root) {
         build_image(&root);
     }
     root
+}
+
+/// A finished build (the marker is written last) whose key files are all
+/// still there.
+fn intact(root: &Path) -> bool {
+    root.join(COMPLETE).exists() && MUST_EXIST.iter().all(|f| root.join(f).exists())
 }
 
 fn mirror() -> String {
@@ -440,4 +445,24 @@ fn remove_cgroup(dir: &Path) {
         }
     }
     let _ = fs::remove_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_half_built_or_damaged_image_is_not_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        for f in MUST_EXIST {
+            fs::create_dir_all(root.join(f).parent().expect("parent")).expect("mkdir");
+            fs::write(root.join(f), "").expect("write");
+        }
+        assert!(!intact(root), "no marker: debootstrap did not finish");
+        fs::write(root.join(COMPLETE), PACKAGES).expect("marker");
+        assert!(intact(root));
+        fs::remove_file(root.join("usr/sbin/sshd")).expect("damage it");
+        assert!(!intact(root), "a missing key file");
+    }
 }
