@@ -151,7 +151,9 @@ pam_security_dir() {
     local arch="" dir
     arch="$(gcc -print-multiarch 2>/dev/null || true)"
     [[ -n "$arch" ]] || arch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || true)"
-    for dir in ${arch:+"/lib/$arch/security" "/usr/lib/$arch/security"} /lib/security /usr/lib/security /lib64/security /usr/lib64/security; do
+    # Without gcc and dpkg-dev (--no-build on a bare machine) the multiarch
+    # name is unknown: the globs find Debian's /lib/<multiarch>/security.
+    for dir in ${arch:+"/lib/$arch/security" "/usr/lib/$arch/security"} /lib/security /usr/lib/security /lib64/security /usr/lib64/security /lib/*/security /usr/lib/*/security; do
         if [[ -e "$dir/pam_unix.so" ]]; then
             printf '%s\n' "$dir"
             return 0
