@@ -24,13 +24,16 @@ use std::time::{Duration, Instant};
 /// Survives `cargo clean` and is shared by every checkout on the machine.
 pub const CACHE: &str = "/var/cache/smsotp-test";
 /// Bump when [`PACKAGES`] changes: a new name is a new cache.
-const IMAGE: &str = "bookworm-minbase-v1";
+const IMAGE: &str = "bookworm-minbase-v2";
+/// Older images (other [`IMAGE`] names) are removed when a new one is built.
+const IMAGE_PREFIX: &str = "bookworm-minbase-";
 /// What the tests run inside, and the package's own dependencies (there is
 /// no network to a mirror inside the container, so `dpkg -i` must find them
 /// already installed). ca-certificates: the daemon's HTTP client loads the
-/// system trust store.
+/// system trust store. libpam0g-dev: scripts/demo.sh insists on it.
 const PACKAGES: &str = "systemd,systemd-sysv,dbus,procps,libnss-systemd,\
-    ca-certificates,pamtester,openssh-server,openssh-client,libpam-runtime";
+    ca-certificates,pamtester,openssh-server,openssh-client,libpam-runtime,\
+    libpam0g-dev";
 /// Files whose absence means a broken (half-built or damaged) cache.
 const MUST_EXIST: &[&str] = &[
     "usr/lib/systemd/systemd",
@@ -126,6 +129,15 @@ fn build_image(root: &Path) {
             fs::remove_dir_all(stale).expect("remove the broken image");
         }
     }
+    // An image of an earlier package list serves only a checkout of an
+    // older revision; keep the cache at one image (~175 MB).
+    for old in fs::read_dir(CACHE).expect("read the cache").flatten() {
+        let name = old.file_name().to_string_lossy().into_owned();
+        if name.starts_with(IMAGE_PREFIX) && !name.starts_with(IMAGE) {
+            eprintln!("removing the old container image {name}");
+            let _ = fs::remove_dir_all(old.path());
+        }
+    }
     let started = Instant::now();
     let out = Command::new("timeout")
         .args(["900", "debootstrap", "--variant=minbase"])
@@ -184,6 +196,13 @@ impl Container {
     /// Boots an overlay of the cached image and waits until systemd says
     /// `running` or `degraded`.
     pub fn boot(tag: &str) -> Container {
+        Self::boot_with(tag, &[])
+    }
+
+    /// [`boot`](Self::boot), with host directories bound read-only at the
+    /// same paths inside (a checkout, so its scripts and built binaries
+    /// run there as they are).
+    pub fn boot_with(tag: &str, read_only: &[&Path]) -> Container {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let image = image();
         let name = format!(
@@ -219,14 +238,16 @@ impl Container {
             .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
             .arg(
                 "set -e; for cg in $CGROUPS; do echo $$ > \"$cg/cgroup.procs\"; done; \
-                 mount -t overlay overlay -o \"lowerdir=$1,upperdir=$2/upper,workdir=$2/work\" \"$2/merged\"; \
-                 exec systemd-nspawn -q -D \"$2/merged\" -M \"$3\" --boot --register=no --keep-unit \
-                   --private-network --console=pipe",
+                 img=$1 w=$2 n=$3; shift 3; \
+                 mount -t overlay overlay -o \"lowerdir=$img,upperdir=$w/upper,workdir=$w/work\" \"$w/merged\"; \
+                 exec systemd-nspawn -q -D \"$w/merged\" -M \"$n\" --boot --register=no --keep-unit \
+                   --private-network --console=pipe \"$@\"",
             )
             .arg("sh")
             .arg(&image)
             .arg(work.path())
             .arg(&name)
+            .args(read_only.iter().map(|p| format!("--bind-ro={}", p.display())))
             .env(
                 "CGROUPS",
                 cgroups
