@@ -16,6 +16,7 @@
 use std::fs;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -86,11 +87,44 @@ pub fn image() -> PathBuf {
     let lock = fs::File::create(Path::new(CACHE).join(".lock")).expect("lock file");
     // SAFETY: flock on a descriptor we own; released when `lock` drops.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    sweep_leftovers();
     let root = Path::new(CACHE).join(IMAGE);
     if !intact(&root) {
         build_image(&root);
     }
     root
+}
+
+/// What a killed test left (its container halted on its own, see
+/// PR_SET_PDEATHSIG below): overlay directories and cgroups whose owning
+/// test process is gone. Container names carry the owner's pid.
+fn sweep_leftovers() {
+    let owner_gone = |pid: Option<&str>| {
+        pid.and_then(|p| p.trim().parse::<u32>().ok())
+            .is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists())
+    };
+    for run in fs::read_dir(CACHE).into_iter().flatten().flatten() {
+        let owner = fs::read_to_string(run.path().join("owner")).ok();
+        if run.file_name().to_string_lossy().starts_with("run-") && owner_gone(owner.as_deref()) {
+            let _ = fs::remove_dir_all(run.path());
+        }
+    }
+    for hierarchy in ["unified", "systemd"] {
+        let slice = Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join("machine.slice");
+        for scope in fs::read_dir(&slice).into_iter().flatten().flatten() {
+            let name = scope.file_name().to_string_lossy().into_owned();
+            // machine-smsotp-TAG-PID-N.scope
+            let pid = name
+                .strip_prefix("machine-smsotp-")
+                .and_then(|rest| rest.strip_suffix(".scope"))
+                .and_then(|rest| rest.rsplit('-').nth(1));
+            if owner_gone(pid) {
+                remove_cgroup(&scope.path());
+            }
+        }
+    }
 }
 
 /// A finished build (the marker is written last) whose key files are all
@@ -219,6 +253,7 @@ impl Container {
         for d in ["upper", "work", "merged"] {
             fs::create_dir(work.path().join(d)).expect("overlay subdir");
         }
+        fs::write(work.path().join("owner"), std::process::id().to_string()).expect("owner");
         // Its own cgroup in both hierarchies (the host is hybrid v1 + v2):
         // systemd inside insists on owning one.
         let cgroups: Vec<PathBuf> = ["unified", "systemd"]
@@ -234,7 +269,8 @@ impl Container {
         let started = Instant::now();
         // unshare: the overlay lives in this process's mount namespace only.
         // sh moves itself into the cgroups, then execs nspawn (same pid).
-        let nspawn = Command::new("unshare")
+        let mut nspawn = Command::new("unshare");
+        nspawn
             .args(["--mount", "--propagation", "private", "--", "/bin/sh", "-c"])
             .arg(
                 "set -e; for cg in $CGROUPS; do echo $$ > \"$cg/cgroup.procs\"; done; \
@@ -258,9 +294,21 @@ impl Container {
             )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("start systemd-nspawn");
+            .stderr(log);
+        // If the test dies without dropping us (SIGKILL, timeout), nspawn
+        // gets SIGTERM, which halts the container cleanly.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between
+        // fork and exec.
+        unsafe {
+            nspawn.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let nspawn = nspawn.spawn().expect("start systemd-nspawn");
         let mut c = Container {
             name,
             leader: 0,
