@@ -101,6 +101,16 @@ fn notify_reload_journal_sandbox_score_and_clean_purge() {
     assert_eq!(c.show("smsotpd", "Type"), "notify");
     assert_eq!(c.show("smsotpd", "ActiveState"), "active");
     assert_eq!(c.show("smsotpd", "SubState"), "running");
+    // Active only from READY=1 on, which comes after the process started.
+    let exec: u64 = c
+        .show("smsotpd", "ExecMainStartTimestampMonotonic")
+        .parse()
+        .expect("exec ts");
+    let active: u64 = c
+        .show("smsotpd", "ActiveEnterTimestampMonotonic")
+        .parse()
+        .expect("active ts");
+    assert!(exec > 0 && active > exec, "exec {exec}, active {active}");
     assert_eq!(
         c.show("smsotpd.socket", "UnitFileState"),
         "enabled",
@@ -140,6 +150,26 @@ fn notify_reload_journal_sandbox_score_and_clean_purge() {
     assert!(status.contains("CapEff:\t0000000000000000"), "{status}");
     assert!(status.contains("NoNewPrivs:\t1"), "{status}");
     c.sh("ls /var/lib/smsotp | grep -v outbox | grep .");
+    // ...and nothing more: in the daemon's own mount namespace even uid 0
+    // cannot write its config, /etc or /usr, and /home is empty.
+    let in_daemon = |cmd: &str| {
+        c.run(&["nsenter", "-t", &pid, "-m", "sh", "-c", cmd])
+            .status
+            .success()
+    };
+    assert!(in_daemon(
+        "touch /var/lib/smsotp/.w && rm /var/lib/smsotp/.w"
+    ));
+    assert!(
+        !in_daemon("touch /etc/smsotp/.w"),
+        "/etc/smsotp writable for the daemon"
+    );
+    assert!(!in_daemon("touch /etc/.w"), "/etc writable for the daemon");
+    assert!(!in_daemon("touch /usr/.w"), "/usr writable for the daemon");
+    assert!(
+        in_daemon("test -z \"$(ls -A /home 2>/dev/null)\""),
+        "/home visible"
+    );
 
     let score = c.sh("systemd-analyze security --no-pager smsotpd.service | tail -1");
     let level: f64 = score
