@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/demo.sh - set smsotp up on this machine and log in with an SMS code.
 #
-#   sudo bash scripts/demo.sh              build, install, start, demonstrate
-#   sudo bash scripts/demo.sh --uninstall  undo everything the demo did
+#   bash scripts/demo.sh              build, install, start, demonstrate
+#   bash scripts/demo.sh --uninstall  undo everything the demo did
+#
+# As root (or prefixed with sudo); the script itself never calls sudo.
 #
 # What it does (as root):
 #   * installs the Debian packages it needs when missing (libpam0g-dev,
@@ -68,8 +70,8 @@ die() {
 
 usage() {
     cat <<EOF
-usage: sudo bash scripts/demo.sh [--no-build] [--non-interactive]
-       sudo bash scripts/demo.sh --uninstall [--force]
+usage: bash scripts/demo.sh [--no-build] [--non-interactive]    (as root)
+       bash scripts/demo.sh --uninstall [--force]
 
   --no-build         use the existing target/release artefacts
   --non-interactive  scripted login even when stdin is a terminal
@@ -149,7 +151,9 @@ pam_security_dir() {
     local arch="" dir
     arch="$(gcc -print-multiarch 2>/dev/null || true)"
     [[ -n "$arch" ]] || arch="$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || true)"
-    for dir in ${arch:+"/lib/$arch/security" "/usr/lib/$arch/security"} /lib/security /usr/lib/security /lib64/security /usr/lib64/security; do
+    # Without gcc and dpkg-dev (--no-build on a bare machine) the multiarch
+    # name is unknown: the globs find Debian's /lib/<multiarch>/security.
+    for dir in ${arch:+"/lib/$arch/security" "/usr/lib/$arch/security"} /lib/security /usr/lib/security /lib64/security /usr/lib64/security /lib/*/security /usr/lib/*/security; do
         if [[ -e "$dir/pam_unix.so" ]]; then
             printf '%s\n' "$dir"
             return 0
@@ -554,7 +558,7 @@ demo_scripted() { # OUTBOX
 
 do_install() {
     local build="$1" interactive="$2" secdir conf_sock sock users_file outbox out tool
-    ((EUID == 0)) || die "run me as root: I install a PAM module, create a user and write /etc/pam.d (sudo bash scripts/demo.sh)"
+    ((EUID == 0)) || die "run me as root: I install a PAM module, create a user and write /etc/pam.d (as root: bash scripts/demo.sh; or sudo bash scripts/demo.sh)"
     ensure_apt_packages
     for tool in pamtester useradd chpasswd setsid stdbuf timeout install; do
         command -v "$tool" >/dev/null 2>&1 ||
@@ -704,7 +708,7 @@ EOF
         info "daemon         pid $(cat "$PID_FILE"), log $LOG_FILE"
     fi
     info "try again      pamtester $PAM_SERVICE $DEMO_USER authenticate"
-    info "clean up       sudo bash scripts/demo.sh --uninstall"
+    info "clean up       bash scripts/demo.sh --uninstall   (as root)"
     if ((rc != 0)); then
         die "the demonstration FAILED (see the warnings above)"
     fi
@@ -731,7 +735,7 @@ main() {
         shift
     done
     if ((uninstall)); then
-        ((EUID == 0)) || die "run me as root: sudo bash scripts/demo.sh --uninstall"
+        ((EUID == 0)) || die "run me as root: bash scripts/demo.sh --uninstall (as root, or with sudo)"
         do_uninstall "$force"
     else
         ((interactive)) || exec </dev/null

@@ -23,8 +23,11 @@ set -euo pipefail
 # by the sshd/sudo/console tests; dpkg-dev (dpkg-shlibdeps), binutils
 # (strip) and lintian build and check the Debian package; libfaketime
 # (wall-clock jumps) and python3 (requests as another uid) are used by
-# tests/tests/{faults,security_scan}.rs.
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3)
+# tests/tests/{faults,security_scan}.rs; systemd-container (systemd-nspawn)
+# and debootstrap boot the package under a real systemd in
+# tests/tests/{deb,systemd}.rs (they skip only where nspawn cannot run, and
+# fail instead when CI is set).
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -101,8 +104,8 @@ ensure_apt_packages() {
     echo "missing: ${missing[*]}"
     if ((EUID != 0)); then
         die "these Debian packages are missing and installing them needs root:
-    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}
-  (or run this script as root; SMSOTP_SKIP_APT=1 skips this check)"
+    apt-get update && apt-get install -y --no-install-recommends ${missing[*]}
+  (as root, or prefixed with sudo; SMSOTP_SKIP_APT=1 skips this check)"
     fi
     export DEBIAN_FRONTEND=noninteractive
     # Wait at most 2 minutes for another apt/dpkg to release its lock.
@@ -178,7 +181,8 @@ section "Debian package (packaging/deb/build.sh --lintian)"
 deb_out="$(bounded 600 bash packaging/deb/build.sh --no-build --lintian --out target/deb)"
 SMSOTP_DEB="$(realpath "$(tail -n1 <<<"$deb_out")")"
 [[ -f "$SMSOTP_DEB" ]] || die "build.sh did not produce a .deb"
-# tests/tests/deb.rs installs this one instead of building its own.
+# tests/tests/{deb,systemd}.rs install this one (in a container) instead of
+# building their own.
 export SMSOTP_DEB
 printf '  %-32s %8s bytes\n' "$SMSOTP_DEB" "$(stat -c %s "$SMSOTP_DEB")"
 

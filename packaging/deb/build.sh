@@ -146,7 +146,9 @@ mkdir -p "$D/DEBIAN"
 install -m 0755 "$PKG/deb/postinst" "$PKG/deb/prerm" "$PKG/deb/postrm" "$D/DEBIAN/"
 install -m 0644 "$PKG/deb/conffiles" "$D/DEBIAN/conffiles"
 
-# Depends from the ELF dependencies (dpkg-shlibdeps wants a debian/control).
+# Depends from the ELF dependencies (dpkg-shlibdeps wants a debian/control);
+# control.in adds what no ELF shows: ca-certificates, the trust store the
+# HTTP providers' client loads (it refuses to start without one).
 mkdir -p "$STAGE/shlibs/debian"
 printf 'Source: smsotp\n\nPackage: smsotp\nArchitecture: any\n' >"$STAGE/shlibs/debian/control"
 DEPENDS="$(cd "$STAGE/shlibs" && dpkg-shlibdeps -O \

@@ -13,8 +13,10 @@
 //! says so clearly.
 
 pub mod chaos;
+pub mod container;
 pub mod ctl;
 pub mod daemon;
+pub mod debpkg;
 pub mod faultkit;
 pub mod flood;
 pub mod flows;

@@ -80,6 +80,19 @@ fn tally(answers: &[Value], what: &str) -> usize {
         .count()
 }
 
+/// Connections the daemon refused before any request: the per-uid
+/// connection cap of the public socket (`max_connections_per_user`).
+fn refused_at_connect(answers: &[Value]) -> usize {
+    answers
+        .iter()
+        .filter(|a| {
+            a["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("too many connections from this user"))
+        })
+        .count()
+}
+
 fn to(outbox: &Outbox, mobile: &str, starts: &str) -> Vec<Sms> {
     outbox
         .read()
@@ -194,7 +207,7 @@ fn generation_floods_keep_the_daemon_small_and_backup_logins_answering() {
     eprintln!(
         "daemon RSS: baseline {} KiB, peak (VmHWM) {} KiB after root's flood, {} KiB after \
          all, {} KiB afterwards; root: {root_sets} sets in {flood_took:?}, backup login \
-         answered in {login_took:?} with {still_running} requests still queued; uid 65534: {} step-up SMS, {} busy, {} sets without a \
+         answered in {login_took:?} with {still_running} requests still queued; uid 65534: {} step-up SMS, {} busy, {} refused at connect, {} sets without a \
          code, {} sets with one; notices: {notices_flooded} to the flooded user, \
          {notices_self} to 65534",
         baseline,
@@ -203,6 +216,7 @@ fn generation_floods_keep_the_daemon_small_and_backup_logins_answering() {
         after,
         step_ups,
         tally(&no_code, "busy"),
+        refused_at_connect(&no_code),
         tally(&no_code, "backup_codes"),
         tally(&with_code, "backup_codes"),
     );
@@ -225,7 +239,10 @@ fn generation_floods_keep_the_daemon_small_and_backup_logins_answering() {
     );
     assert_eq!(tally(&no_code, "backup_codes"), 0, "{no_code:?}");
     assert_eq!(
-        tally(&no_code, "step_up") + tally(&no_code, "busy") + tally(&no_code, "send_refused"),
+        tally(&no_code, "step_up")
+            + tally(&no_code, "busy")
+            + tally(&no_code, "send_refused")
+            + refused_at_connect(&no_code),
         PARALLEL,
         "{no_code:?}"
     );

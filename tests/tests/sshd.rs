@@ -85,7 +85,7 @@ fn password(s: &Setup) -> smsotp_tests::pty::Pty {
     let mut ssh = s.sshd.ssh(&s.user.name, &["echo", MARKER]);
     ssh.expect("Password: ", T);
     assert_eq!(
-        s.daemon.outbox().count(),
+        s.daemon.outbox().code_count(),
         0,
         "no SMS before the password step"
     );
@@ -128,7 +128,7 @@ fn password_and_code_log_in() {
     assert_eq!(sms.to, MOBILE);
     ssh.send_line(&sms.code());
     assert_logged_in(&s, &mut ssh);
-    assert_eq!(s.daemon.outbox().count(), 1);
+    assert_eq!(s.daemon.outbox().code_count(), 1);
     s.daemon.assert_log_clean(&[&s.user.password]);
 }
 
@@ -177,7 +177,7 @@ fn wrong_codes_only_are_denied() {
         "{}",
         s.sshd.log()
     );
-    assert_eq!(s.daemon.outbox().count(), 1);
+    assert_eq!(s.daemon.outbox().code_count(), 1);
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn resend_sends_a_new_code_and_kills_the_old_one() {
     ssh.send_line("r");
     ssh.expect(&prompt, T);
     let second = s.daemon.outbox().nth(2).code();
-    assert_eq!(s.daemon.outbox().count(), 2);
+    assert_eq!(s.daemon.outbox().code_count(), 2);
     if first != second {
         ssh.send_line(&first);
         ssh.expect(&wrong_code_msg(2), T);
@@ -207,7 +207,7 @@ fn user_without_a_number_is_denied() {
     assert_denied(&s, &mut ssh);
     // The module ran (the daemon was asked and answered NoMobile): the
     // stack is ours, not a fallback to /etc/pam.d/other.
-    assert_eq!(s.daemon.outbox().count(), 0);
+    assert_eq!(s.daemon.outbox().code_count(), 0);
     assert!(
         s.daemon.log().contains(&s.user.name),
         "the daemon never saw the login; log:\n{}",
@@ -287,7 +287,7 @@ fn user_without_a_number_skipped_by_policy_logs_in_with_the_password() {
     });
     let mut ssh = password(&s);
     assert_logged_in(&s, &mut ssh);
-    assert_eq!(s.daemon.outbox().count(), 0);
+    assert_eq!(s.daemon.outbox().code_count(), 0);
     // The module ran and chose to skip (PAM_IGNORE), it was not bypassed.
     assert!(
         s.daemon.log().contains("reason=\"no-mobile\""),

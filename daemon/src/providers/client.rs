@@ -14,6 +14,8 @@ const MAX_CA_FILE: u64 = 1024 * 1024;
 /// Idle connections are kept this long: longer than the gap between two
 /// logins on a busy host, shorter than most gateways' own idle timeout.
 const POOL_IDLE: Duration = Duration::from_secs(60);
+/// Where Debian's ca-certificates puts the bundle the client trusts.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 pub(crate) fn build(timeout: Duration, transport: &HttpTransport) -> Result<Client, ProviderError> {
     // The caller (state.rs) prefixes "provider NAME: " already.
@@ -51,7 +53,26 @@ pub(crate) fn build(timeout: Duration, transport: &HttpTransport) -> Result<Clie
     };
     builder
         .build()
-        .map_err(|e| bad(format!("cannot build the HTTP client: {e}")))
+        .map_err(|e| bad(format!("cannot build the HTTP client: {}", explain(&e))))
+}
+
+/// reqwest's own text is just "builder error"; the cause is in the source
+/// chain. On a minimal system it is nearly always a missing trust store,
+/// so say which file and which package.
+fn explain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    if !std::path::Path::new(SYSTEM_CA_BUNDLE).exists() {
+        text = format!(
+            "{text} (the system CA certificates are missing: no {SYSTEM_CA_BUNDLE}; \
+             install the ca-certificates package)"
+        );
+    }
+    text
 }
 
 fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, String> {
