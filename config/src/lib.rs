@@ -8,6 +8,7 @@
 pub mod error;
 mod locate;
 pub mod mobile;
+pub mod perms;
 pub mod policy;
 pub mod provider;
 pub mod raw;

@@ -71,6 +71,18 @@ impl ProviderConfig {
         }
     }
 
+    /// The HTTPS settings (an extra CA file, a proxy) of a provider that
+    /// talks HTTP.
+    pub fn transport(&self) -> Option<&HttpTransport> {
+        match self {
+            ProviderConfig::Outbox(_) | ProviderConfig::Modem(_) => None,
+            ProviderConfig::Http(c) => Some(&c.transport),
+            ProviderConfig::Twilio(c) => Some(&c.transport),
+            ProviderConfig::Vonage(c) => Some(&c.transport),
+            ProviderConfig::Webhook(c) => Some(&c.transport),
+        }
+    }
+
     fn secrets_mut(&mut self) -> Vec<&mut SecretRef> {
         match self {
             ProviderConfig::Outbox(_) | ProviderConfig::Modem(_) => Vec::new(),
@@ -164,7 +176,7 @@ pub(crate) fn refuse_readable_inline_secrets(
     text: &str,
     providers: &[ProviderConfig],
 ) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
     let Some(key) = providers
         .iter()
         .enumerate()
@@ -172,13 +184,11 @@ pub(crate) fn refuse_readable_inline_secrets(
     else {
         return Ok(());
     };
-    let mode = std::fs::metadata(path)
-        .map_err(|e| ConfigError::io(path, e))?
-        .permissions()
-        .mode();
-    if mode & 0o044 == 0 {
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::io(path, e))?;
+    let mode = meta.mode();
+    let Some(who) = crate::perms::readers(mode, meta.gid()) else {
         return Ok(());
-    }
+    };
     let short = key.rsplit('.').next().unwrap_or(&key);
     let instead = if key.contains(".headers.") || key.ends_with(".url") {
         "move the credential to an `auth` table with a token_file, password_file or key_file"
@@ -189,13 +199,8 @@ pub(crate) fn refuse_readable_inline_secrets(
     Err(Invalid::new(
         key.clone(),
         format!(
-            "is a credential written inline, but the file is readable by {} (mode {:04o}); \
+            "is a credential written inline, but the file is readable by {who} (mode {:04o}); \
              run `chmod 600 {}`, or {instead}",
-            if mode & 0o004 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
             mode & 0o7777,
             path.display()
         ),

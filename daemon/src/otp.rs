@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 /// Letters and digits a person cannot confuse when reading an SMS:
 /// no 0/O, 1/I/L.
-const ALPHANUMERIC: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
+pub(crate) const ALPHANUMERIC: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 const DIGITS: &[u8] = b"0123456789";
 
 /// Makes a fresh code of the policy's length and alphabet.

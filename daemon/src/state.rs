@@ -4,6 +4,7 @@
 use crate::otp::CodeHasher;
 use crate::providers::{self, Chain};
 use crate::store::Store;
+use smsotp_config::perms::{self, PermError, Role};
 use smsotp_config::{ConfigError, DaemonConfig, Users};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +23,9 @@ pub struct Runtime {
 pub enum LoadError {
     #[error("{0}")]
     Config(#[from] ConfigError),
+    /// A file others could change (or, for secrets, read).
+    #[error("{0}")]
+    Permissions(#[from] PermError),
     #[error("provider {name}: {error}")]
     Provider {
         name: String,
@@ -30,13 +34,22 @@ pub enum LoadError {
 }
 
 impl Runtime {
+    /// Every file is checked before it is believed (start, `--check-config`
+    /// and SIGHUP all come here): the config and users here, credentials,
+    /// CA files and the outbox where the providers are built.
     pub fn load(config_path: &Path) -> Result<Runtime, LoadError> {
+        perms::check(config_path, Role::Config)?;
         let config = smsotp_config::load(config_path)?;
         Runtime::from_config(config)
     }
 
     pub fn from_config(config: DaemonConfig) -> Result<Runtime, LoadError> {
+        perms::check(&config.users_file, Role::Users)?;
         let users = Users::load(&config.users_file)?;
+        // The store is opened once at start (where it is checked again, by
+        // `SqliteStore::open`); checking it here too lets `--check-config`
+        // find a loosened store, and a reload tell about one.
+        perms::check(&config.store.path, Role::Store)?;
         let mut list = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             list.push(providers::build(p).map_err(|error| LoadError::Provider {

@@ -38,7 +38,7 @@ fn secrets_come_from_private_places_only() {
     // Group-readable too.
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o640)).unwrap();
     let e = smsotp_config::load(&cfg).unwrap_err().to_string();
-    assert!(e.contains("readable by its group (mode 0640)"), "{e}");
+    assert!(e.contains("readable by group root (mode 0640)"), "{e}");
     // 0600: accepted, and Debug of the whole config hides it.
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
     let c = smsotp_config::load(&cfg).unwrap();

@@ -10,8 +10,10 @@
 //! detail carries the recipient's number (E.164, digits, or without its
 //! country code), the message, or the code on its own, even when the
 //! gateway echoes them back in part (fuzz/regressions/provider_response/
-//! holds the three echoes that once leaked; SMSOTP_FUZZ_STRICT=0 narrows
-//! the check to the whole number and message).
+//! holds the echoes that once leaked; SMSOTP_FUZZ_STRICT=0 narrows the
+//! check to the whole number and message). The first input byte picks the
+//! provider (low 7 bits) and the message (high bit: a letters-only
+//! alphanumeric code, which has no digit to give it away).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -23,15 +25,24 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 const NUMBER: &str = "+15551234567";
-const CODE: &str = "918273";
-const BODY: &str = "Your login code for fuzzhost is 918273. It expires in 5 minutes.";
+/// (code, message): a numeric code, and a letters-only alphanumeric one.
+const CASES: [(&str, &str); 2] = [
+    (
+        "918273",
+        "Your login code for fuzzhost is 918273. It expires in 5 minutes.",
+    ),
+    (
+        "ABCDEF",
+        "Your login code for fuzzhost is ABCDEF. It expires in 5 minutes.",
+    ),
+];
 
 static ANSWER: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 struct World {
     rt: tokio::runtime::Runtime,
     providers: Vec<Box<dyn SmsProvider>>,
-    sms: Sms,
+    sms: Vec<Sms>,
     _dir: std::path::PathBuf,
 }
 
@@ -118,16 +129,19 @@ fn world() -> &'static World {
                 .build()
                 .unwrap(),
             providers,
-            sms: Sms {
-                to: smsotp_config::Mobile::parse(NUMBER).unwrap(),
-                body: zeroize::Zeroizing::new(BODY.to_string()),
-            },
+            sms: CASES
+                .iter()
+                .map(|(_, body)| Sms {
+                    to: smsotp_config::Mobile::parse(NUMBER).unwrap(),
+                    body: zeroize::Zeroizing::new(body.to_string()),
+                })
+                .collect(),
             _dir: dir,
         }
     })
 }
 
-fn leaks(text: &str) -> bool {
+fn leaks(text: &str, (code, body): (&str, &str)) -> bool {
     static STRICT: OnceLock<bool> = OnceLock::new();
     // Strict by default since the scrubber handles partial echoes;
     // SMSOTP_FUZZ_STRICT=0 checks only the whole number and message.
@@ -136,8 +150,8 @@ fn leaks(text: &str) -> bool {
     // the whole message. Strict: also the national number (no country
     // code) and the code on its own.
     text.contains(&NUMBER[1..])
-        || text.contains(BODY)
-        || (strict && (text.contains(&NUMBER[2..]) || text.contains(CODE)))
+        || text.contains(body)
+        || (strict && (text.contains(&NUMBER[2..]) || text.contains(code)))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -146,16 +160,17 @@ fuzz_target!(|data: &[u8]| {
     };
     let w = world();
     *ANSWER.lock().unwrap() = answer.to_vec();
-    let p = &w.providers[sel as usize % w.providers.len()];
+    let p = &w.providers[usize::from(sel & 0x7f) % w.providers.len()];
+    let case = usize::from(sel >> 7);
     let meta = SendMeta::default();
     let result = w.rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), p.send(&w.sms, &meta)).await
+        tokio::time::timeout(Duration::from_secs(10), p.send(&w.sms[case], &meta)).await
     });
     match result {
         Err(_) => panic!("{}: send did not finish within 10 s", p.name()),
         Ok(Ok(receipt)) => {
             assert!(
-                !leaks(&receipt.detail),
+                !leaks(&receipt.detail, CASES[case]),
                 "{}: receipt detail leaks: {:?}",
                 p.name(),
                 receipt.detail
@@ -164,7 +179,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(Err(e)) => {
             let msg = e.to_string();
             assert!(
-                !leaks(&msg),
+                !leaks(&msg, CASES[case]),
                 "{}: error leaks number or code: {msg}",
                 p.name()
             );

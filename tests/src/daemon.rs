@@ -185,6 +185,13 @@ impl DaemonBuilder {
         // config others can read.
         fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod config");
         fs::write(dir.path().join("users.toml"), self.users_text()).expect("write users");
+        // Whatever the umask: the daemon refuses a users file that group or
+        // others could change.
+        fs::set_permissions(
+            dir.path().join("users.toml"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod users");
         let mut daemon = Daemon {
             dir,
             config,
@@ -328,6 +335,33 @@ impl Daemon {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
+        }
+    }
+
+    /// Sends SIGHUP and waits (bounded) for the daemon's verdict: returns
+    /// its log line, `configuration reloaded` or `reload failed ...`.
+    pub fn reload(&self) -> String {
+        let verdicts = |log: &str| -> Vec<String> {
+            log.lines()
+                .filter(|l| l.contains("configuration reloaded") || l.contains("reload failed"))
+                .map(String::from)
+                .collect()
+        };
+        let before = verdicts(&self.log()).len();
+        let pid = self.pid().expect("daemon running") as libc::pid_t;
+        // SAFETY: signalling our own child by pid.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(line) = verdicts(&self.log()).get(before) {
+                return line.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no reload verdict in the log within {START_TIMEOUT:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,10 +1,13 @@
 //! Files and the daemon: the module is installed, the config is valid and
-//! private, the socket belongs to root in a directory only root can write,
-//! and the daemon answers.
+//! private, the files it names pass the daemon's own permission rule, the
+//! socket belongs to root in a directory only root can write, and the
+//! daemon answers.
 
 use super::{Finding, Host, Severity};
+use smsotp_config::perms::{self, Role, Who};
+use smsotp_config::provider::SecretSource;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where libpam loads modules named without a path (most specific first).
@@ -58,13 +61,24 @@ pub fn module_installed(host: &Host) -> Vec<Finding> {
     ))]
 }
 
-/// A file that may hold secrets: owned by root, not writable or readable
-/// by others. `what` names its content for the message.
-fn private_file(host: &Host, shown: &Path, what: &str, out: &mut Vec<Finding>) -> bool {
+/// A file smsotpd trusts, judged by the daemon's own rule
+/// ([`perms::check`]: owner, write bits, every directory on the way,
+/// links), so doctor and daemon never disagree about what is refused.
+/// Missing files are reported only when `what` says what they hold.
+fn trusted_file(
+    host: &Host,
+    shown: &Path,
+    role: Role,
+    what: Option<&str>,
+    out: &mut Vec<Finding>,
+) -> bool {
     let real = host.path(shown);
     let meta = match std::fs::metadata(&real) {
         Ok(m) => m,
         Err(e) => {
+            let Some(what) = what else {
+                return true;
+            };
             out.push(
                 Finding::new(
                     "config.missing",
@@ -73,34 +87,29 @@ fn private_file(host: &Host, shown: &Path, what: &str, out: &mut Vec<Finding>) -
                     format!("cannot read {}: {e}", shown.display()),
                 )
                 .fix(format!(
-                    "create it (examples in /usr/share/doc/smsotp/examples/), mode 0600, owner root: {}",
-                    what
+                    "create it (examples in /usr/share/doc/smsotp/examples/), mode 0600, owner root: {what}"
                 )),
             );
             return false;
         }
     };
-    let mode = meta.mode() & 0o7777;
-    let mut ok = true;
-    if meta.uid() != 0 || mode & 0o022 != 0 {
-        ok = false;
+    if let Err(e) = perms::check(&real, role) {
         out.push(
             Finding::new(
                 "config.permissions",
                 Severity::Error,
                 shown.display().to_string(),
-                format!(
-                    "owned by uid {} with mode {mode:04o}: someone other than root can change {what}",
-                    meta.uid()
-                ),
+                e.problem(),
             )
-            .fix(format!(
-                "chown root:root {0} && chmod 0600 {0}",
-                shown.display()
-            )),
+            .fix(e.fix()),
         );
-    } else if mode & 0o004 != 0 {
-        ok = false;
+        return false;
+    }
+    // Beyond the daemon's rule: it accepts a config or users file anyone
+    // can read (nothing in them lets a reader log in), but no local user
+    // needs the provider setup or everyone's phone number.
+    let mode = meta.mode() & 0o7777;
+    if let (Some(what), Some(Who::Everyone)) = (what, perms::readers(mode, meta.gid())) {
         out.push(
             Finding::new(
                 "config.permissions",
@@ -110,36 +119,26 @@ fn private_file(host: &Host, shown: &Path, what: &str, out: &mut Vec<Finding>) -
             )
             .fix(format!("chmod 0600 {}", shown.display())),
         );
+        return false;
     }
-    ok
+    true
 }
 
-/// Checks the daemon config and users file; returns the parsed config.
+/// Checks the daemon config, the users file and every other file the
+/// config names (credential and CA files, the outbox, the store); returns
+/// the parsed config.
 pub fn config(
     host: &Host,
     config: &Path,
     out: &mut Vec<Finding>,
 ) -> Option<smsotp_config::DaemonConfig> {
-    if let Some(dir) = config.parent() {
-        if let Ok(meta) = std::fs::metadata(host.path(dir)) {
-            if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-                out.push(
-                    Finding::new(
-                        "config.permissions",
-                        Severity::Error,
-                        dir.display().to_string(),
-                        format!(
-                            "directory owned by uid {} with mode {:04o}: a non-root user can replace the config",
-                            meta.uid(),
-                            meta.mode() & 0o7777
-                        ),
-                    )
-                    .fix(format!("chown root:root {0} && chmod 0755 {0}", dir.display())),
-                );
-            }
-        }
-    }
-    let config_ok = private_file(host, config, "the daemon config (provider tokens)", out);
+    let config_ok = trusted_file(
+        host,
+        config,
+        Role::Config,
+        Some("the daemon config (provider tokens)"),
+        out,
+    );
     let real = host.path(config);
     if !real.is_file() {
         return None;
@@ -159,8 +158,18 @@ pub fn config(
             return None;
         }
     };
+    let mut others_ok = true;
+    for (path, role) in named_files(&parsed) {
+        others_ok &= trusted_file(host, &path, role, None, out);
+    }
     let users_shown = parsed.users_file.clone();
-    let users_ok = private_file(host, &users_shown, "the users' phone numbers", out);
+    let users_ok = trusted_file(
+        host,
+        &users_shown,
+        Role::Users,
+        Some("the users' phone numbers"),
+        out,
+    );
     if users_ok {
         if let Err(e) = smsotp_config::Users::load(&host.path(&users_shown)) {
             out.push(
@@ -172,7 +181,7 @@ pub fn config(
                 )
                 .fix("correct the file; check it with `smsotpctl check-config`"),
             );
-        } else if config_ok {
+        } else if config_ok && others_ok {
             out.push(Finding::new(
                 "config.ok",
                 Severity::Ok,
@@ -182,6 +191,27 @@ pub fn config(
         }
     }
     Some(parsed)
+}
+
+/// The files besides the config and the users file that the daemon reads
+/// or writes: credential files, CA files, outbox files and the store.
+/// (systemd credentials live in the service's own directory at run time.)
+fn named_files(config: &smsotp_config::DaemonConfig) -> Vec<(PathBuf, Role)> {
+    let mut files = vec![(config.store.path.clone(), Role::Store)];
+    for p in &config.providers {
+        for s in p.secrets() {
+            if let SecretSource::File(f) = &s.source {
+                files.push((f.clone(), Role::Secret));
+            }
+        }
+        if let Some(ca) = p.transport().and_then(|t| t.ca_file.as_ref()) {
+            files.push((ca.clone(), Role::CaFile));
+        }
+        if let smsotp_config::ProviderConfig::Outbox(o) = p {
+            files.push((o.path.clone(), Role::Outbox));
+        }
+    }
+    files
 }
 
 pub fn daemon(socket: &Path) -> Vec<Finding> {
@@ -280,4 +310,56 @@ pub fn daemon(socket: &Path) -> Vec<Finding> {
         ),
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn write(path: &Path, text: &str, mode: u32) {
+        fs::write(path, text).unwrap();
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn files_the_config_names_get_the_daemons_rule() {
+        let root = tempfile::tempdir().unwrap();
+        let etc = root.path().join("etc/smsotp");
+        fs::create_dir_all(&etc).unwrap();
+        write(
+            &etc.join("smsotpd.toml"),
+            "users_file = \"/etc/smsotp/users.toml\"\n[[provider]]\ntype = \"twilio\"\n\
+             account_sid = \"AC0123456789abcdef0123456789abcdef\"\n\
+             auth_token_file = \"/etc/smsotp/tw.token\"\nfrom = \"+15005550006\"\n",
+            0o600,
+        );
+        write(&etc.join("users.toml"), "[users]\n", 0o600);
+        let token = etc.join("tw.token");
+        write(&token, "tok\n", 0o602);
+        let host = Host::new(Some(root.path()));
+        let shown = Path::new("/etc/smsotp/smsotpd.toml");
+        let mut out = Vec::new();
+        config(&host, shown, &mut out);
+        let f = out
+            .iter()
+            .find(|f| f.check == "config.permissions")
+            .unwrap_or_else(|| panic!("no finding: {out:?}"));
+        assert_eq!(f.subject, "/etc/smsotp/tw.token");
+        assert!(
+            f.message.ends_with(
+                "is writable by everyone (mode 0602): any local user could replace a provider credential"
+            ),
+            "{}",
+            f.message
+        );
+        assert_eq!(f.fix, Some(format!("chmod go-rwx {}", token.display())));
+        assert!(!out.iter().any(|f| f.check == "config.ok"), "{out:?}");
+
+        fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
+        let mut out = Vec::new();
+        config(&host, shown, &mut out);
+        assert!(out.iter().all(|f| f.check == "config.ok"), "{out:?}");
+    }
 }

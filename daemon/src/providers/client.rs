@@ -37,6 +37,10 @@ pub(crate) fn build(timeout: Duration, transport: &HttpTransport) -> Result<Clie
         .tcp_keepalive(Duration::from_secs(30))
         .user_agent(concat!("smsotpd/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &transport.ca_file {
+        // Whoever can change it could add their own CA and read every
+        // code and credential on the way to the gateway.
+        smsotp_config::perms::check(path, smsotp_config::perms::Role::CaFile)
+            .map_err(|e| bad(format!("ca_file: {e}")))?;
         let certs =
             read_ca_file(path).map_err(|e| bad(format!("ca_file {}: {e}", path.display())))?;
         // Merged with the system roots, not instead of them: the extra CA

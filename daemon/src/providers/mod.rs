@@ -148,7 +148,7 @@ pub trait SmsProvider: Send + Sync + std::fmt::Debug {
 /// Builds the provider a config entry describes, reading its credentials.
 pub fn build(cfg: &ProviderConfig) -> Result<Box<dyn SmsProvider>, ProviderError> {
     Ok(match cfg {
-        ProviderConfig::Outbox(c) => Box::new(outbox::Outbox::new(c)),
+        ProviderConfig::Outbox(c) => Box::new(outbox::Outbox::new(c)?),
         ProviderConfig::Http(c) => Box::new(http::HttpProvider::new(c)?),
         ProviderConfig::Twilio(c) => Box::new(twilio::Twilio::new(c)?),
         ProviderConfig::Vonage(c) => Box::new(vonage::Vonage::new(c)?),

@@ -3,18 +3,20 @@
 //! install works (an admin reads codes from the file) and tests have a
 //! provider with no network.
 //!
-//! The file holds live login codes, so it is created 0600 and a partial
+//! The file holds live login codes, so it is created 0600, one that
+//! others could read or change is refused (checked when the provider is
+//! built and before every append: [`smsotp_config::perms`]), and a partial
 //! line is never left behind: a reader (`tail -f`, a test) sees whole
 //! lines only.
 
 use super::{ProviderError, Receipt, SendFuture, Sms, SmsProvider};
 use serde::Serialize;
+use smsotp_config::perms::{self, PermError, Role};
 use smsotp_config::OutboxConfig;
 use std::fs::OpenOptions;
 use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -30,8 +32,6 @@ pub struct Outbox {
     /// caller's future is dropped mid-write (a timeout), the lock is still
     /// held until the write has really finished.
     lock: Arc<Mutex<()>>,
-    /// The "file is readable by others" warning is logged once, not per code.
-    warned_mode: Arc<AtomicBool>,
 }
 
 /// One line of the outbox. Field order is the documented one.
@@ -43,13 +43,16 @@ struct Line<'a> {
 }
 
 impl Outbox {
-    pub fn new(cfg: &OutboxConfig) -> Self {
-        Outbox {
+    /// Refuses an outbox (or its directory) that others could read or
+    /// change, so the daemon does not start, or a reload keeps the old
+    /// configuration, instead of every send failing later.
+    pub fn new(cfg: &OutboxConfig) -> Result<Self, ProviderError> {
+        perms::check(&cfg.path, Role::Outbox).map_err(|e| ProviderError::Config(e.to_string()))?;
+        Ok(Outbox {
             name: cfg.name.clone(),
             path: cfg.path.clone(),
             lock: Arc::new(Mutex::new(())),
-            warned_mode: Arc::new(AtomicBool::new(false)),
-        }
+        })
     }
 
     async fn append(&self, sms: &Sms) -> Result<Receipt, ProviderError> {
@@ -70,14 +73,13 @@ impl Outbox {
 
         let guard = self.lock.clone().lock_owned().await;
         let path = self.path.clone();
-        let warned = self.warned_mode.clone();
         // spawn_blocking with std::fs rather than tokio::fs: tokio::fs runs
         // every call (open, write, fsync, stat) as its own blocking task and
         // buffers writes behind our back; one closure does open + one
         // write(2) + fdatasync in a single hop, with plain syscall
         // semantics and errors that surface where they happen.
         let result = tokio::task::spawn_blocking(move || {
-            let r = append_line(&path, text.as_bytes(), &warned);
+            let r = append_line(&path, text.as_bytes());
             drop(guard);
             r
         })
@@ -108,13 +110,17 @@ impl SmsProvider for Outbox {
 
 /// What went wrong, before it is turned into a message naming the path.
 enum AppendError {
+    /// Someone else could read or change it (it may have been opened up
+    /// since the daemon started).
+    Perms(PermError),
     Open(io::Error),
     NotRegular,
     Write(io::Error),
     Sync(io::Error),
 }
 
-fn append_line(path: &Path, line: &[u8], warned: &AtomicBool) -> Result<(), AppendError> {
+fn append_line(path: &Path, line: &[u8]) -> Result<(), AppendError> {
+    perms::check(path, Role::Outbox).map_err(AppendError::Perms)?;
     let mut file = OpenOptions::new()
         .append(true)
         .create(true)
@@ -132,13 +138,6 @@ fn append_line(path: &Path, line: &[u8], warned: &AtomicBool) -> Result<(), Appe
     let meta = file.metadata().map_err(AppendError::Open)?;
     if !meta.file_type().is_file() {
         return Err(AppendError::NotRegular);
-    }
-    if meta.mode() & 0o077 != 0 && !warned.swap(true, Ordering::Relaxed) {
-        tracing::warn!(
-            path = %path.display(),
-            mode = format_args!("{:o}", meta.mode() & 0o7777),
-            "outbox file is accessible to group or others; it holds login codes (chmod 600)"
-        );
     }
     let before = meta.len();
     if let Err(e) = file.write_all(line) {
@@ -162,6 +161,7 @@ fn classify(path: &Path, e: AppendError) -> ProviderError {
         AppendError::NotRegular => {
             return ProviderError::Permanent(format!("outbox {p}: is not a regular file"));
         }
+        AppendError::Perms(e) => return ProviderError::Permanent(format!("outbox: {e}")),
         AppendError::Open(e) => ("cannot open", e),
         AppendError::Write(e) => ("cannot write", e),
         AppendError::Sync(e) => ("cannot sync", e),
@@ -201,7 +201,7 @@ mod tests {
         );
         let cfg = smsotp_config::parse(Path::new("t.toml"), &toml).unwrap();
         match &cfg.providers[0] {
-            ProviderConfig::Outbox(c) => Outbox::new(c),
+            ProviderConfig::Outbox(c) => Outbox::new(c).unwrap(),
             other => panic!("expected outbox, got {other:?}"),
         }
     }
@@ -331,8 +331,9 @@ mod tests {
         let target = dir.path().join("target");
         std::fs::write(&target, "").unwrap();
         let path = dir.path().join("outbox.jsonl");
-        std::os::unix::fs::symlink(&target, &path).unwrap();
+        // Built while the path is free; the link is planted afterwards.
         let ob = outbox_at(&path);
+        std::os::unix::fs::symlink(&target, &path).unwrap();
         match ob
             .send(&sms("+15551234567", "x"), &Default::default())
             .await
@@ -344,9 +345,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_outbox_others_can_read_is_refused_at_build_and_at_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let cfg = OutboxConfig {
+            name: "box".into(),
+            path: path.clone(),
+        };
+        let e = Outbox::new(&cfg).unwrap_err().to_string();
+        assert!(
+            e.contains("is readable by group root (mode 0640): anyone in that group could read the login codes in it"),
+            "{e}"
+        );
+        // Opened up after the daemon started: the next code is not written.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let ob = Outbox::new(&cfg).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+        match ob
+            .send(&sms("+15551234567", "code 918273"), &Default::default())
+            .await
+        {
+            Err(ProviderError::Permanent(m)) => assert!(m.contains("readable by everyone"), "{m}"),
+            other => panic!("expected Permanent, got {other:?}"),
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[tokio::test]
     async fn directory_as_path_is_permanent() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = outbox_at(dir.path());
+        // Not the temp dir itself: /tmp, which holds it, is open to all.
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let ob = outbox_at(&sub);
         assert!(matches!(
             ob.send(&sms("+15551234567", "x"), &Default::default())
                 .await,

@@ -2,9 +2,9 @@
 //! value goes into a wiped-on-drop buffer and is never part of an error.
 
 use super::ProviderError;
+use smsotp_config::perms::{self, Role};
 use smsotp_config::provider::{SecretRef, SecretSource};
 use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -36,24 +36,14 @@ fn read_file(secret: &SecretRef, path: &Path) -> Result<Zeroizing<String>, Provi
     let fail = |what: String| {
         ProviderError::Config(format!("{}: {} {what}", secret.location(), path.display()))
     };
+    perms::check(path, Role::Secret)
+        .map_err(|e| ProviderError::Config(format!("{}: {e}", secret.location())))?;
     let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot be read: {e}")))?;
     let meta = file
         .metadata()
         .map_err(|e| fail(format!("cannot be read: {e}")))?;
     if !meta.is_file() {
         return Err(fail("is not a regular file".into()));
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o044 != 0 {
-        return Err(fail(format!(
-            "is readable by {} (mode {:04o}); run `chmod 600` on it",
-            if mode & 0o004 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            },
-            mode & 0o7777
-        )));
     }
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(MAX_SECRET_BYTES + 1)
@@ -85,6 +75,7 @@ fn read_file(secret: &SecretRef, path: &Path) -> Result<Zeroizing<String>, Provi
 mod tests {
     use super::*;
     use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     fn file_ref(path: &Path) -> SecretRef {
         SecretRef {
@@ -114,7 +105,7 @@ mod tests {
             e.starts_with("/etc/smsotp/smsotpd.toml:7: provider[0].auth_token_file: "),
             "{e}"
         );
-        assert!(e.contains("readable by its group (mode 0640)"), "{e}");
+        assert!(e.contains("readable by group root (mode 0640)"), "{e}");
         assert!(!e.contains("s3cr3t"), "{e}");
 
         fs::write(&p, "a\nb\n").unwrap();

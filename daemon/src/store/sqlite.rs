@@ -44,6 +44,10 @@ impl SqliteStore {
                     .map_err(|e| err(&path, format!("cannot create {}: {e}", dir.display())))?;
             }
         }
+        // Whoever could change the database or its directory could reset
+        // lockouts or add backup codes; refuse before SQLite touches it.
+        smsotp_config::perms::check(&path, smsotp_config::perms::Role::Store)
+            .map_err(|e| err(&path, e))?;
         let conn = Connection::open(&path).map_err(|e| err(&path, e))?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         conn.busy_timeout(std::time::Duration::from_secs(5))
