@@ -41,35 +41,33 @@ fn kind(v: &Value) -> &str {
     v["type"].as_str().unwrap_or("")
 }
 
-/// `flood-client` as uid 65534: the same request on `PARALLEL`
+/// `attacker burst` as uid 65534: the same request on `PARALLEL`
 /// connections at once; one JSON object per connection.
 fn flood_as_nobody(socket: &Path, req: &Value) -> Vec<Value> {
     let mut child = Command::new("setpriv")
         .arg(format!("--reuid={NOBODY}"))
         .arg(format!("--regid={NOBODY}"))
         .arg("--clear-groups")
-        .arg(env!("CARGO_BIN_EXE_flood-client"))
+        .arg(env!("CARGO_BIN_EXE_attacker"))
+        .arg("burst")
         .arg(socket)
         .arg(PARALLEL.to_string())
         .arg(req.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("run flood-client");
+        .expect("run attacker burst");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("wait flood-client").is_none() {
+    while child.try_wait().expect("wait attacker burst").is_none() {
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("flood-client did not finish within 60 s");
+            panic!("attacker burst did not finish within 60 s");
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    let out = child.wait_with_output().expect("flood-client output");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("flood-client prints JSON"))
-        .collect()
+    let out = child.wait_with_output().expect("attacker burst output");
+    serde_json::from_slice(&out.stdout).expect("attacker burst prints a JSON array")
 }
 
 /// How many answers of a flood had this response type (or error kind).

@@ -1,4 +1,4 @@
-//! `attacker`: the hostile local user of `tests/tests/hostile_connections.rs`,
+//! `attacker`: the hostile local user of the `tests/tests/hostile_*.rs` files,
 //! compiled so that it keeps up with the daemon (an interpreter loop does
 //! not fill a listen backlog). The tests run it as uid 65534. It prints one
 //! JSON line of figures when it is done.
@@ -12,12 +12,16 @@
 //!   "still_open": N, "closed": [[LAST_OK_MS, FAILED_MS], ..]}`: for each
 //!   connection the daemon closed, when (after its hello) its last status
 //!   was answered and when the first one failed.
+//! - `attacker burst SOCKET N REQUEST_JSON`: the same request on N
+//!   connections at once (one thread each, released together) with the
+//!   blocking proto client. Prints a JSON array with one entry per
+//!   connection: `{"response": <Response>}` or `{"error": "..."}`.
 
 use smsotp_proto::{Client, Request, Response};
 use smsotp_tests::flood::{connect_once, sockaddr};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 /// How often a held connection asks for its status (the finding's 3 s).
@@ -33,9 +37,11 @@ fn main() {
             number(&args[4]),
             secs(&args[5]),
         ),
+        (Some("burst"), 5) => burst(Path::new(&args[2]), number(&args[3]), &args[4]),
         _ => {
             eprintln!(
-                "usage: attacker flood SOCKET SECONDS THREADS | hold SOCKET USER WANT SECONDS"
+                "usage: attacker flood SOCKET SECONDS THREADS | hold SOCKET USER WANT SECONDS \
+                 | burst SOCKET N REQUEST_JSON"
             );
             std::process::exit(2);
         }
@@ -118,4 +124,28 @@ fn hold(socket: &Path, user: &str, want: usize, run: Duration) -> serde_json::Va
         "still_open": open.len(),
         "closed": closed,
     })
+}
+
+fn burst(socket: &Path, n: usize, json: &str) -> serde_json::Value {
+    let req: Request = serde_json::from_str(json).unwrap_or_else(|e| panic!("not a request: {e}"));
+    let n = n.clamp(1, 256);
+    let start = Arc::new(Barrier::new(n));
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            let (socket, req, start) = (socket.to_path_buf(), req.clone(), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                Client::connect(&socket, Duration::from_secs(60), "attacker")
+                    .and_then(|mut c| c.call(&req))
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| match t.join() {
+            Ok(Ok(resp)) => serde_json::json!({ "response": resp }),
+            Ok(Err(e)) => serde_json::json!({ "error": e.to_string() }),
+            Err(_) => serde_json::json!({ "error": "thread panicked" }),
+        })
+        .collect()
 }
