@@ -179,8 +179,15 @@ fn broken_pam_stacks() {
         assert_problem(&fx, check);
     }
     write(sshd.clone(), GOOD_STACK, 0o644);
+    // No /etc/pam.d/sudo: libpam would run `other` for sudo, a hole only
+    // where sudo is installed (under --root: the fixture's /usr/bin/sudo).
     fs::remove_file(fx.path("etc/pam.d/sudo")).unwrap();
+    let (code, report) = fx.run();
+    assert_eq!(code, 0, "{report:#}");
+    assert!(has(&report, "pam.program-absent", "info"), "{report:#}");
+    write(fx.path("usr/bin/sudo"), "#!/bin/sh\n", 0o4755);
     assert_problem(&fx, "pam.service-missing");
+    fs::remove_file(fx.path("usr/bin/sudo")).unwrap();
     write(fx.path("etc/pam.d/sudo"), GOOD_STACK, 0o644);
 
     // Skips that are warnings, not errors: exit code stays 0.

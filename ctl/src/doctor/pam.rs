@@ -7,6 +7,7 @@
 mod eval;
 mod link;
 mod parse;
+mod programs;
 mod stack;
 mod verdict;
 
@@ -14,6 +15,7 @@ pub use link::DaemonSide;
 
 use super::{Finding, Host, Severity};
 use parse::Control;
+use programs::Program;
 use stack::{auth_stack, Entry};
 use std::path::Path;
 
@@ -95,46 +97,62 @@ pub fn module_file(host: &Host, module: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// Every check on one service.
+/// `/etc/pam.d/SERVICE` does not exist: libpam runs `other` for a program
+/// that asks for SERVICE. A hole when that program is installed (or doctor
+/// cannot tell which it is); when it is not, nothing logs in that way.
+fn missing_service(host: &Host, service: &str, file: &str) -> Vec<Finding> {
+    let program = match programs::program(host, service) {
+        Program::Absent(paths) => {
+            return vec![Finding::new(
+                "pam.program-absent",
+                Severity::Info,
+                file,
+                format!(
+                    "{file} does not exist, nor does `{service}`'s program ({}): nothing \
+                     logs in through `{service}` here",
+                    paths.join(", ")
+                ),
+            )];
+        }
+        Program::Installed(path) => format!("{path} is installed and "),
+        Program::Unknown => String::new(),
+    };
+    let other = host.path(Path::new("/etc/pam.d/other"));
+    let (stack, _) = if other.is_file() {
+        auth_stack(host, "other")
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let other_has = stack.iter().any(Entry::is_smsotp);
+    vec![Finding::new(
+        "pam.service-missing",
+        Severity::Error,
+        file,
+        format!(
+            "{program}{file} does not exist, so libpam runs /etc/pam.d/other for `{service}` \
+             ({}); a service stack that silently falls back is not protected on purpose",
+            if other_has {
+                "which does ask for the code"
+            } else {
+                "which does NOT ask for the code"
+            }
+        ),
+    )
+    .fix(format!(
+        "create {file} with the password step and `auth required pam_smsotp.so` \
+         (see /usr/share/doc/smsotp/examples/), or drop `{service}` from the services to check"
+    ))]
+}
+
 /// Every check on one service; `daemon` is what doctor could read of the
 /// daemon's config (nothing to compare with when it could not).
 pub fn check_service(host: &Host, service: &str, daemon: Option<&DaemonSide<'_>>) -> Vec<Finding> {
     let mut findings = Vec::new();
     let file = format!("/etc/pam.d/{service}");
-    let stack_file = if host.path(Path::new(&file)).is_file() {
-        service.to_string()
-    } else {
-        let other = host.path(Path::new("/etc/pam.d/other"));
-        let (stack, _) = if other.is_file() {
-            auth_stack(host, "other")
-        } else {
-            (Vec::new(), Vec::new())
-        };
-        let other_has = stack.iter().any(Entry::is_smsotp);
-        findings.push(
-            Finding::new(
-                "pam.service-missing",
-                Severity::Error,
-                file.clone(),
-                format!(
-                    "{file} does not exist, so libpam runs /etc/pam.d/other for `{service}` \
-                     ({}); a service stack that silently falls back is not protected on purpose",
-                    if other_has {
-                        "which does ask for the code"
-                    } else {
-                        "which does NOT ask for the code"
-                    }
-                ),
-            )
-            .fix(format!(
-                "create {file} with the password step and `auth required pam_smsotp.so` \
-                 (see /usr/share/doc/smsotp/examples/), or drop `{service}` from the services to check"
-            )),
-        );
-        return findings;
-    };
-
-    let (stack, problems) = auth_stack(host, &stack_file);
+    if !host.path(Path::new(&file)).is_file() {
+        return missing_service(host, service, &file);
+    }
+    let (stack, problems) = auth_stack(host, service);
     let include_broken = !problems.is_empty();
     findings.extend(problems);
     let Some(idx) = stack.iter().position(Entry::is_smsotp) else {
@@ -338,6 +356,7 @@ pub fn check_service(host: &Host, service: &str, daemon: Option<&DaemonSide<'_>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn fixture(files: &[(&str, &str)]) -> (tempfile::TempDir, Host) {
         let dir = tempfile::tempdir().unwrap();
@@ -403,10 +422,41 @@ mod tests {
                 "{stack}: {f:#?}"
             );
         }
+        // A service doctor knows no program for (named with --service):
+        // assume something uses it.
         let (_d, h) = fixture(&[("common-auth", COMMON)]);
         assert_eq!(
             checks(&check_service(&h, "svc", None), Severity::Error),
             vec!["pam.service-missing"]
+        );
+    }
+
+    #[test]
+    fn a_missing_stack_matters_only_when_its_program_is_installed() {
+        let (d, h) = fixture(&[
+            ("common-auth", COMMON),
+            ("other", "auth required pam_deny.so\n"),
+        ]);
+        for service in ["sshd", "sudo", "sudo-i"] {
+            let f = check_service(&h, service, None);
+            assert_eq!(checks(&f, Severity::Error), Vec::<&str>::new(), "{f:#?}");
+            assert_eq!(checks(&f, Severity::Info), vec!["pam.program-absent"]);
+        }
+        let sudo = d.path().join("usr/bin/sudo");
+        std::fs::create_dir_all(sudo.parent().unwrap()).unwrap();
+        std::fs::write(&sudo, b"").unwrap();
+        std::fs::set_permissions(&sudo, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        for service in ["sudo", "sudo-i"] {
+            let f = check_service(&h, service, None);
+            assert_eq!(checks(&f, Severity::Error), vec!["pam.service-missing"]);
+            assert!(
+                f[0].message.starts_with("/usr/bin/sudo is installed"),
+                "{f:#?}"
+            );
+        }
+        assert_eq!(
+            checks(&check_service(&h, "sshd", None), Severity::Info),
+            vec!["pam.program-absent"]
         );
     }
 
