@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # scripts/test.sh - THE test command for smsotp (README and .ci/run call it).
 #
 #   bash scripts/test.sh
@@ -33,10 +34,12 @@ APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd l
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
 
 STEP_TIMEOUT="${SMSOTP_STEP_TIMEOUT:-1800}"
-APT_TIMEOUT="${SMSOTP_APT_TIMEOUT:-900}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# die, bounded, missing_debian_packages, apt_install; APT_TIMEOUT.
+# shellcheck source=lib/common.sh
+source "$ROOT/scripts/lib/common.sh"
 
 CURRENT_STEP="(start)"
 STARTED_AT=$SECONDS
@@ -67,31 +70,10 @@ on_exit() {
 }
 trap on_exit EXIT
 
-die() {
-    printf 'test.sh: %s\n' "$*" >&2
-    exit 1
-}
-
-# Run a command with a deadline. `timeout` puts the command in its own process
-# group and, on expiry, signals the whole group (cargo, test binaries and
-# whatever they started), then SIGKILLs it 30 s later if it is still there.
-bounded() {
-    local limit="$1"
-    shift
-    printf '+ %s\n' "$*" >&2
-    timeout --kill-after=30s "$limit" "$@"
-}
-
 # --- 1. system packages -----------------------------------------------------
 ensure_apt_packages() {
-    local missing=() pkg
-    for pkg in "${APT_PACKAGES[@]}"; do
-        # `dpkg -s` also knows removed-but-not-purged packages; require
-        # "install ok installed".
-        if [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]]; then
-            missing+=("$pkg")
-        fi
-    done
+    local missing=()
+    mapfile -t missing < <(missing_debian_packages "${APT_PACKAGES[@]}")
     # rustc needs a C linker; the official Rust images have one, minimal
     # systems may not.
     if ! command -v cc >/dev/null 2>&1; then
@@ -107,11 +89,7 @@ ensure_apt_packages() {
     apt-get update && apt-get install -y --no-install-recommends ${missing[*]}
   (as root, or prefixed with sudo; SMSOTP_SKIP_APT=1 skips this check)"
     fi
-    export DEBIAN_FRONTEND=noninteractive
-    # Wait at most 2 minutes for another apt/dpkg to release its lock.
-    bounded "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 -q update </dev/null
-    bounded "$APT_TIMEOUT" apt-get -o DPkg::Lock::Timeout=120 -q install -y \
-        --no-install-recommends "${missing[@]}" </dev/null
+    apt_install "${missing[@]}"
 }
 
 section "system packages"
@@ -188,8 +166,10 @@ printf '  %-32s %8s bytes\n' "$SMSOTP_DEB" "$(stat -c %s "$SMSOTP_DEB")"
 
 section "shellcheck"
 if command -v shellcheck >/dev/null 2>&1; then
-    bounded 120 shellcheck scripts/*.sh packaging/deb/build.sh packaging/deb/postinst \
-        packaging/deb/prerm packaging/deb/postrm
+    # -x: follow the files the scripts source (scripts/lib, scripts/demo),
+    # which are also checked on their own.
+    bounded 120 shellcheck -x scripts/*.sh scripts/lib/*.sh scripts/demo/*.sh \
+        packaging/deb/build.sh packaging/deb/postinst packaging/deb/prerm packaging/deb/postrm
     bounded 60 shellcheck -s bash packaging/completions/smsotpd.bash
 else
     echo "shellcheck not installed; skipped"
