@@ -50,17 +50,22 @@ fn setup() -> Setup {
         "Defaults env_reset, !lecture, passwd_tries=2, timestamp_timeout=0\n\
          Defaults:{u} pam_service={SERVICE}, pam_login_service={SERVICE}\n\
          root ALL=(ALL:ALL) ALL\n\
-         {u} ALL=(root) /usr/bin/id\n",
+         {u} ALL=(root) /usr/bin/id, /usr/bin/true, /bin/bash\n",
         u = user.name
     ));
     Setup { user, daemon, etc }
 }
 
+/// `sudo ARGS` as the test user, in the namespace.
+fn sudo(s: &Setup, args: &[&str]) -> Pty {
+    let mut cmd = s.etc.command("runuser");
+    cmd.args(["-u", &s.user.name, "--", "sudo"]).args(args);
+    Pty::spawn(&mut cmd)
+}
+
 /// `sudo -k /usr/bin/id -u` as the test user, in the namespace.
 fn sudo_id(s: &Setup) -> Pty {
-    let mut cmd = s.etc.command("runuser");
-    cmd.args(["-u", &s.user.name, "--", "sudo", "-k", "/usr/bin/id", "-u"]);
-    Pty::spawn(&mut cmd)
+    sudo(s, &["-k", "/usr/bin/id", "-u"])
 }
 
 #[test]
@@ -80,15 +85,13 @@ fn password_and_code_run_the_command() {
         "id -u should print 0 as root:\n{}",
         sudo.output()
     );
-    // What sudo 1.9.13 exposes to PAM at authentication time: SUDO_COMMAND
-    // is put into the PAM environment only when the session is opened,
-    // after pam_authenticate, so {{command}} renders empty in the SMS.
-    // (Finding recorded in docs/OPERATIONS.md; if a sudo release changes
-    // this, this assertion tells.)
+    // sudo 1.9.13 puts SUDO_COMMAND into the PAM environment only when the
+    // session is opened; the command comes from sudo's own argv (-k is
+    // sudo's option, -u is id's).
     eprintln!("SMS body with {{{{command}}}}: {:?}", sms.body);
     assert!(
-        sms.body.ends_with("Command: []"),
-        "sudo now exposes the command at auth time? body: {:?}",
+        sms.body.ends_with("Command: [/usr/bin/id -u]"),
+        "body: {:?}",
         sms.body
     );
     s.daemon.assert_log_clean(&[&s.user.password]);
@@ -161,4 +164,61 @@ fn wrong_codes_on_every_try_are_refused() {
     );
     let status = sudo.wait(T).expect("sudo exits");
     assert!(!status.success(), "{}", sudo.output());
+}
+
+/// What `{{command}}` says for each kind of sudo invocation, through the
+/// real sudo: options dropped or kept, arguments quoted, control characters
+/// made visible, long lines cut, shells named. Each one is then approved
+/// with its code and runs.
+#[test]
+fn the_sms_says_what_is_being_approved() {
+    let s = setup();
+    let long = "x".repeat(300);
+    // 117 characters and "...": MAX_SHOWN (120) in all.
+    let cut = format!("/usr/bin/true {}...", "x".repeat(117 - 14));
+    let cases: [(&[&str], &str); 4] = [
+        (&["/usr/bin/true"], "/usr/bin/true"),
+        (
+            &[
+                "-k",
+                "-u",
+                "root",
+                "/usr/bin/true",
+                "a b",
+                "x\ny",
+                "\x1b[31mred",
+                "it's",
+            ],
+            r"-u root /usr/bin/true 'a b' 'x?y' '?[31mred' 'it'\''s'",
+        ),
+        (&["-i"], "-i (login shell)"),
+        (&["--", "/usr/bin/true", &long], &cut),
+    ];
+    for (n, (args, shown)) in cases.iter().enumerate() {
+        let mut sudo = sudo(&s, args);
+        sudo.expect(&format!("[sudo] password for {}: ", s.user.name), T);
+        sudo.send_line(&s.user.password);
+        sudo.expect(&code_prompt(MOBILE, "5 min", true), T);
+        let sms = s.daemon.outbox().nth(n + 1);
+        eprintln!("sudo {args:?}: {:?}", sms.body);
+        assert!(
+            sms.body.ends_with(&format!("Command: [{shown}]")),
+            "sudo {args:?}: {:?}",
+            sms.body
+        );
+        sudo.send_line(&sms.code());
+        if args == &["-i"] {
+            // The login shell as root: leave it once it prompts (typed
+            // earlier, the line is lost while sudo sets up the terminal).
+            sudo.expect("# ", T);
+            sudo.send_line("exit");
+        }
+        let status = sudo.wait(T).expect("sudo exits");
+        assert!(
+            status.success(),
+            "sudo {args:?}: {status}\n{}",
+            sudo.output()
+        );
+    }
+    s.daemon.assert_log_clean(&[&s.user.password]);
 }
