@@ -169,3 +169,10 @@ fn lines_sudo_itself_rejects_describe_nothing() {
         assert!(matches!(show(argv), Err(ArgvError::Usage(_))), "{argv:?}");
     }
 }
+
+#[test]
+fn a_process_that_is_not_sudo_shows_nothing() {
+    // The test binary may well run as root, but it is not the setuid sudo.
+    assert!(!running_sudo());
+    assert_eq!(from_proc(), None);
+}
