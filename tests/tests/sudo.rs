@@ -16,6 +16,9 @@ use std::time::Duration;
 const MOBILE: &str = "+15550001234";
 const SERVICE: &str = "sudo-smsotp-test";
 const T: Duration = Duration::from_secs(20);
+/// What sudoedit may edit: a file that does not exist, and that sudoedit
+/// does not create when the editor leaves it unchanged.
+const EDITED: &str = "/etc/smsotp-sudoedit-test";
 /// `{{command}}` at the end of the message, after the default wording so
 /// the outbox reader still finds the code.
 const TEMPLATE: &str = "template = \"Your login code for {{host}} is {{code}}. It expires in \
@@ -50,22 +53,25 @@ fn setup() -> Setup {
         "Defaults env_reset, !lecture, passwd_tries=2, timestamp_timeout=0\n\
          Defaults:{u} pam_service={SERVICE}, pam_login_service={SERVICE}\n\
          root ALL=(ALL:ALL) ALL\n\
-         {u} ALL=(root) /usr/bin/id, /usr/bin/true, /bin/bash\n",
+         {u} ALL=(root) /usr/bin/id, /bin/bash, sudoedit {EDITED}, SETENV: /usr/bin/true\n",
         u = user.name
     ));
     Setup { user, daemon, etc }
 }
 
-/// `sudo ARGS` as the test user, in the namespace.
-fn sudo(s: &Setup, args: &[&str]) -> Pty {
+/// `PROGRAM ARGS` (sudo or sudoedit) as the test user, in the namespace.
+/// sudoedit's editor changes nothing, so it writes nothing back.
+fn as_user(s: &Setup, program: &str, args: &[&str]) -> Pty {
     let mut cmd = s.etc.command("runuser");
-    cmd.args(["-u", &s.user.name, "--", "sudo"]).args(args);
+    cmd.args(["-u", &s.user.name, "--", program])
+        .args(args)
+        .env("SUDO_EDITOR", "/usr/bin/true");
     Pty::spawn(&mut cmd)
 }
 
 /// `sudo -k /usr/bin/id -u` as the test user, in the namespace.
 fn sudo_id(s: &Setup) -> Pty {
-    sudo(s, &["-k", "/usr/bin/id", "-u"])
+    as_user(s, "sudo", &["-k", "/usr/bin/id", "-u"])
 }
 
 #[test]
@@ -176,9 +182,11 @@ fn the_sms_says_what_is_being_approved() {
     let long = "x".repeat(300);
     // 117 characters and "...": MAX_SHOWN (120) in all.
     let cut = format!("/usr/bin/true {}...", "x".repeat(117 - 14));
-    let cases: [(&[&str], &str); 4] = [
-        (&["/usr/bin/true"], "/usr/bin/true"),
+    let edit = format!("sudoedit {EDITED}");
+    let cases: [(&str, &[&str], &str); 6] = [
+        ("sudo", &["/usr/bin/true"], "/usr/bin/true"),
         (
+            "sudo",
             &[
                 "-k",
                 "-u",
@@ -191,19 +199,25 @@ fn the_sms_says_what_is_being_approved() {
             ],
             r"-u root /usr/bin/true 'a b' 'x?y' '?[31mred' 'it'\''s'",
         ),
-        (&["-i"], "-i (login shell)"),
-        (&["--", "/usr/bin/true", &long], &cut),
+        ("sudo", &["-i"], "-i (login shell)"),
+        ("sudo", &["--", "/usr/bin/true", &long], &cut),
+        ("sudoedit", &[EDITED], &edit),
+        (
+            "sudo",
+            &["PGPASSWORD=s3cret", "/usr/bin/true"],
+            "PGPASSWORD=*** /usr/bin/true",
+        ),
     ];
-    for (n, (args, shown)) in cases.iter().enumerate() {
-        let mut sudo = sudo(&s, args);
+    for (n, (program, args, shown)) in cases.iter().enumerate() {
+        let mut sudo = as_user(&s, program, args);
         sudo.expect(&format!("[sudo] password for {}: ", s.user.name), T);
         sudo.send_line(&s.user.password);
         sudo.expect(&code_prompt(MOBILE, "5 min", true), T);
         let sms = s.daemon.outbox().nth(n + 1);
-        eprintln!("sudo {args:?}: {:?}", sms.body);
+        eprintln!("{program} {args:?}: {:?}", sms.body);
         assert!(
             sms.body.ends_with(&format!("Command: [{shown}]")),
-            "sudo {args:?}: {:?}",
+            "{program} {args:?}: {:?}",
             sms.body
         );
         sudo.send_line(&sms.code());
@@ -216,9 +230,13 @@ fn the_sms_says_what_is_being_approved() {
         let status = sudo.wait(T).expect("sudo exits");
         assert!(
             status.success(),
-            "sudo {args:?}: {status}\n{}",
+            "{program} {args:?}: {status}\n{}",
             sudo.output()
         );
     }
-    s.daemon.assert_log_clean(&[&s.user.password]);
+    assert!(
+        !std::path::Path::new(EDITED).exists(),
+        "sudoedit wrote {EDITED}"
+    );
+    s.daemon.assert_log_clean(&[&s.user.password, "s3cret"]);
 }
