@@ -270,9 +270,11 @@ fn parse<'a>(argv: &[&'a [u8]]) -> Result<Invocation<'a>, ArgvError> {
 /// Describes a sudo command line (`argv[0]` included) the way the SMS
 /// shows it. `truncated`: the last word was cut by the read bound.
 pub fn describe(argv: &[&[u8]], truncated: bool) -> Result<String, ArgvError> {
+    // The cut word is dropped whole, and the mark stands apart from the
+    // last complete word so that word does not look cut.
     let (argv, tail) = match (truncated, argv.split_last()) {
-        (true, Some((_, whole))) => (whole, CUT),
-        _ => (argv, ""),
+        (true, Some((_, whole))) => (whole, format!(" {CUT}")),
+        _ => (argv, String::new()),
     };
     let inv = parse(argv)?;
     if truncated && inv.command.is_empty() {
@@ -302,7 +304,7 @@ pub fn describe(argv: &[&[u8]], truncated: bool) -> Result<String, ArgvError> {
         (_, true, None) => words.push("(shell)".into()),
         _ => {}
     }
-    Ok(bound(&(words.join(" ") + tail)))
+    Ok(bound(&(words.join(" ") + &tail)))
 }
 
 /// Makes one argv word printable and unambiguous: invalid UTF-8 becomes

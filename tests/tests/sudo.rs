@@ -183,7 +183,10 @@ fn the_sms_says_what_is_being_approved() {
     // 117 characters and "...": MAX_SHOWN (120) in all.
     let cut = format!("/usr/bin/true {}...", "x".repeat(117 - 14));
     let edit = format!("sudoedit {EDITED}");
-    let cases: [(&str, &[&str], &str); 6] = [
+    // Past the module's 64 KiB read of /proc/self/cmdline: the cut word
+    // is dropped.
+    let huge = "y".repeat(70_000);
+    let cases: [(&str, &[&str], &str); 7] = [
         ("sudo", &["/usr/bin/true"], "/usr/bin/true"),
         (
             "sudo",
@@ -201,6 +204,7 @@ fn the_sms_says_what_is_being_approved() {
         ),
         ("sudo", &["-i"], "-i (login shell)"),
         ("sudo", &["--", "/usr/bin/true", &long], &cut),
+        ("sudo", &["/usr/bin/true", &huge], "/usr/bin/true ..."),
         ("sudoedit", &[EDITED], &edit),
         (
             "sudo",
@@ -214,10 +218,11 @@ fn the_sms_says_what_is_being_approved() {
         sudo.send_line(&s.user.password);
         sudo.expect(&code_prompt(MOBILE, "5 min", true), T);
         let sms = s.daemon.outbox().nth(n + 1);
-        eprintln!("{program} {args:?}: {:?}", sms.body);
+        let shown_args: Vec<String> = args.iter().map(|a| shorten(a)).collect();
+        eprintln!("{program} {shown_args:?}: {:?}", sms.body);
         assert!(
             sms.body.ends_with(&format!("Command: [{shown}]")),
-            "{program} {args:?}: {:?}",
+            "{program} {shown_args:?}: {:?}",
             sms.body
         );
         sudo.send_line(&sms.code());
@@ -230,7 +235,7 @@ fn the_sms_says_what_is_being_approved() {
         let status = sudo.wait(T).expect("sudo exits");
         assert!(
             status.success(),
-            "{program} {args:?}: {status}\n{}",
+            "{program} {shown_args:?}: {status}\n{}",
             sudo.output()
         );
     }
@@ -239,4 +244,12 @@ fn the_sms_says_what_is_being_approved() {
         "sudoedit wrote {EDITED}"
     );
     s.daemon.assert_log_clean(&[&s.user.password, "s3cret"]);
+}
+
+/// A long argument as "xxx... (N bytes)" for the test's own output.
+fn shorten(arg: &str) -> String {
+    match arg.get(..20) {
+        Some(head) if arg.len() > 40 => format!("{head}... ({} bytes)", arg.len()),
+        _ => arg.to_string(),
+    }
 }

@@ -149,7 +149,7 @@ fn huge_command_lines_are_cut_and_marked() {
 #[test]
 fn a_read_cut_short_is_marked_or_refused() {
     let argv: [&[u8]; 3] = [b"sudo", b"/usr/bin/true", b"partial-wor"];
-    assert_eq!(describe(&argv, true).unwrap(), "/usr/bin/true...");
+    assert_eq!(describe(&argv, true).unwrap(), "/usr/bin/true ...");
     // Cut while still in the options: the command is unknown.
     let argv: [&[u8]; 3] = [b"sudo", b"A=1", b"B="];
     assert_eq!(describe(&argv, true), Err(ArgvError::Truncated));
