@@ -56,16 +56,21 @@ pub fn begin_request(pamh: &mut PamHandle) -> Result<BeginRequest, GlueError> {
     Ok(begin)
 }
 
-/// sudo's own `SUDO_COMMAND` when the PAM environment has it (a sudo that
-/// sets it before authenticating: sudo resolved that path itself), else
-/// the command parsed from the argv of the sudo process we run in.
+/// Inside sudo, the command parsed from sudo's own argv: the process's
+/// argv is what sudo acts on, while the PAM environment at this point holds
+/// only what earlier modules or the application put there. Elsewhere (or
+/// when sudo's argv cannot be parsed), `SUDO_COMMAND` from the PAM
+/// environment if an application set it.
 fn sudo_command(pamh: &mut PamHandle) -> Option<String> {
+    if let Some(command) = sudo_cmd::from_proc() {
+        return Some(command);
+    }
     // SAFETY: `pamh` is the live handle of this hook and the name is a
     // NUL-terminated constant. libpam returns NULL or a pointer into its own
     // environment list, valid until the next pam_putenv; it is copied at once.
     let value = unsafe { pam_getenv(pamh, c"SUDO_COMMAND".as_ptr()) };
     if value.is_null() {
-        return sudo_cmd::from_proc();
+        return None;
     }
     // SAFETY: non-NULL results of pam_getenv are NUL-terminated strings.
     let value = unsafe { CStr::from_ptr(value) };
