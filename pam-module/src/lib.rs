@@ -27,6 +27,7 @@ mod messages;
 mod options;
 mod pam_glue;
 mod prompt;
+mod sudo_cmd;
 mod syslog;
 
 use pam::constants::{PamFlag, PamResultCode, PAM_SILENT};

@@ -5,12 +5,13 @@
 //! login, except the user name: a shortened name would be somebody else.
 
 use crate::flow::{ConvError, Conversation};
+use crate::sudo_cmd;
 use pam::constants::{PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_TEXT_INFO};
 use pam::conv::Conv;
 use pam::items::{RHost, Service, Tty};
 use pam::module::PamHandle;
 use pam::secret::SecretBytes;
-use smsotp_proto::limits::{MAX_COMMAND, MAX_RHOST, MAX_SERVICE, MAX_TTY};
+use smsotp_proto::limits::{MAX_RHOST, MAX_SERVICE, MAX_TTY};
 use smsotp_proto::{BeginRequest, Secret, ValidationError};
 use std::ffi::{c_char, CStr};
 
@@ -29,9 +30,9 @@ pub enum GlueError {
 }
 
 /// Reads PAM_USER (prompting if the application has not set it),
-/// PAM_SERVICE, PAM_RHOST, PAM_TTY and sudo's `SUDO_COMMAND` from the PAM
-/// environment. The process environment is never consulted: at this point
-/// it belongs to the user who is trying to authenticate.
+/// PAM_SERVICE, PAM_RHOST, PAM_TTY and the command of a sudo step-up. The
+/// process environment is never consulted: at this point it belongs to the
+/// user who is trying to authenticate.
 pub fn begin_request(pamh: &mut PamHandle) -> Result<BeginRequest, GlueError> {
     let user = pamh.get_user(None).map_err(GlueError::User)?;
     let command = sudo_command(pamh);
@@ -55,7 +56,15 @@ pub fn begin_request(pamh: &mut PamHandle) -> Result<BeginRequest, GlueError> {
     Ok(begin)
 }
 
+/// Inside sudo, the command parsed from sudo's own argv: the process's
+/// argv is what sudo acts on, while the PAM environment at this point holds
+/// only what earlier modules or the application put there. Elsewhere (or
+/// when sudo's argv cannot be parsed), `SUDO_COMMAND` from the PAM
+/// environment if an application set it.
 fn sudo_command(pamh: &mut PamHandle) -> Option<String> {
+    if let Some(command) = sudo_cmd::from_proc() {
+        return Some(command);
+    }
     // SAFETY: `pamh` is the live handle of this hook and the name is a
     // NUL-terminated constant. libpam returns NULL or a pointer into its own
     // environment list, valid until the next pam_putenv; it is copied at once.
@@ -86,7 +95,9 @@ pub fn fit(
         service,
         rhost: rhost.filter(|h| fits_exactly(h, MAX_RHOST)),
         tty: tty.filter(|t| fits_exactly(t, MAX_TTY)),
-        command: command.map(|c| fit_command(&c)).filter(|c| !c.is_empty()),
+        command: command
+            .map(|c| sudo_cmd::bound(&c))
+            .filter(|c| !c.is_empty()),
     }
 }
 
@@ -96,18 +107,6 @@ pub fn fit(
 /// are dropped whole.
 fn fits_exactly(value: &str, max: usize) -> bool {
     !value.is_empty() && value.len() <= max && !value.chars().any(char::is_control)
-}
-
-/// The command is only shown in the SMS text, so a long one is cut (and
-/// marked as cut) instead of dropped.
-fn fit_command(command: &str) -> String {
-    let command = printable(command);
-    if command.len() <= MAX_COMMAND {
-        return command;
-    }
-    let mut cut = shorten(&command, MAX_COMMAND - 3).to_string();
-    cut.push_str("...");
-    cut
 }
 
 fn printable(value: &str) -> String {
@@ -183,6 +182,7 @@ fn into_secret(bytes: SecretBytes) -> Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smsotp_proto::limits::MAX_COMMAND;
 
     fn some(s: &str) -> Option<String> {
         Some(s.to_string())
@@ -240,7 +240,7 @@ mod tests {
         let long = format!("/bin/echo {}", "ü".repeat(MAX_COMMAND));
         let b = fit("alice".into(), some("sudo"), None, None, Some(long));
         let command = b.command.clone().unwrap();
-        assert!(command.len() <= MAX_COMMAND);
+        assert_eq!(command.chars().count(), sudo_cmd::MAX_SHOWN);
         assert!(command.ends_with("..."));
         assert!(b.validate().is_ok());
         let b = fit(
@@ -250,7 +250,7 @@ mod tests {
             None,
             some("echo \x1b[31m"),
         );
-        assert_eq!(b.command.as_deref(), Some("echo  [31m"));
+        assert_eq!(b.command.as_deref(), Some("echo ?[31m"));
     }
 
     #[test]

@@ -66,7 +66,7 @@ fn message_template_sees_the_pam_items() {
     let (d, pamd) = setup(
         &user,
         Daemon::builder()
-            .message(r#"template = "Code {{code}} for {{user}} via {{service}} from {{rhost}}""#),
+            .message(r#"template = "Code {{code}} for {{user}} via {{service}} from {{rhost}} [{{command}}]""#),
     );
     let outbox = d.outbox();
     let mut pam = Pam::start(SERVICE, &user, pamd.path(), |p| {
@@ -85,7 +85,9 @@ fn message_template_sees_the_pam_items() {
     let code = sent[0].body.split(' ').nth(1).unwrap().to_string();
     assert_eq!(
         sent[0].body,
-        format!("Code {code} for {user} via {SERVICE} from 192.0.2.10")
+        // {{command}} is empty: this process is not sudo (its argv is not
+        // a sudo command line, whatever the service is called).
+        format!("Code {code} for {user} via {SERVICE} from 192.0.2.10 []")
     );
     d.assert_log_clean(&[&code]);
 }
