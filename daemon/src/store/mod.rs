@@ -8,6 +8,7 @@
 
 mod guesses;
 mod schema;
+mod sends;
 mod sqlite;
 
 pub use sqlite::SqliteStore;
