@@ -183,14 +183,7 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut n = 0;
-            for table in [
-                "mobiles",
-                "failures",
-                "backup_failures",
-                "backup_codes",
-                "opt_outs",
-                "successes",
-            ] {
+            for table in USER_TABLES {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [&user])?;
             }
             tx.commit()?;
@@ -259,14 +252,9 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            Ok(match row {
-                None => LockState::default(),
-                Some((failures, locked_until, lockouts)) => LockState {
-                    locked_until: (locked_until > now).then_some(locked_until),
-                    failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
-                    lockouts: lockouts.clamp(0, i64::from(u32::MAX)) as u32,
-                },
-            })
+            Ok(row.map_or_else(LockState::default, |(f, until, n)| {
+                LockState::from_row(f, until, n, now)
+            }))
         })
         .await
     }

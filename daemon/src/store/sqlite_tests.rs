@@ -8,6 +8,7 @@ fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(&StoreConfig {
         path: dir.join("state.db"),
         sync: StoreSync::Normal,
+        backend: smsotp_config::StoreBackend::Sqlite,
     })
     .unwrap()
 }

@@ -3,16 +3,19 @@
 //! connections to one SQLite file), and every backend runs all of them
 //! through [`conformance!`]. A backend that passes may serve a login.
 
+#[path = "../../../tests/src/pg.rs"]
+mod pg;
 mod suite;
 
 /// One `#[tokio::test]` per suite function, each on a fresh database from
-/// `$fresh` (an async fn returning a [`suite::Pair`]).
+/// `$fresh` (an async fn returning a [`suite::Pair`], or `None` when the
+/// backend is not installed here: then the test returns, said loudly).
 macro_rules! conformance {
     ($fresh:path: $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let pair = $fresh().await;
+                let Some(pair) = $fresh().await else { return };
                 crate::suite::$name(&pair).await;
             }
         )*
@@ -51,16 +54,88 @@ mod sqlite {
 
     /// Two connections on one file: the same races as two daemons would
     /// have if they could share it.
-    async fn fresh() -> Pair {
+    async fn fresh() -> Option<Pair> {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig {
             path: dir.path().join("state.db"),
             sync: StoreSync::Normal,
+            backend: smsotp_config::StoreBackend::Sqlite,
         };
         let a = SqliteStore::open(&cfg).unwrap();
         let b = SqliteStore::open(&cfg).unwrap();
-        Pair::new(Arc::new(a), Arc::new(b), Box::new(dir))
+        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(dir)))
     }
 
     all_conformance!(fresh);
+}
+
+mod postgres {
+    use super::pg::Postgres;
+    use super::suite::Pair;
+    use smsotp_config::{PgSslMode, PostgresConfig};
+    use smsotpd::store::{PostgresStore, Store};
+    use std::sync::{Arc, OnceLock};
+
+    /// One cluster for the whole test binary (a database per test): a
+    /// static is never dropped, so an exit handler stops it.
+    static CLUSTER: OnceLock<Option<Postgres>> = OnceLock::new();
+
+    extern "C" fn stop_cluster() {
+        if let Some(Some(pg)) = CLUSTER.get() {
+            pg.stop();
+        }
+    }
+
+    fn cluster() -> Option<&'static Postgres> {
+        CLUSTER
+            .get_or_init(|| {
+                let pg = Postgres::start();
+                // SAFETY: registers a plain function with no arguments.
+                unsafe { libc::atexit(stop_cluster) };
+                pg
+            })
+            .as_ref()
+    }
+
+    fn config(url: String) -> PostgresConfig {
+        PostgresConfig {
+            url,
+            sslmode: PgSslMode::Disable,
+            ca_file: None,
+            password: None,
+        }
+    }
+
+    /// Two pools on one database: two daemons of a fleet.
+    async fn fresh() -> Option<Pair> {
+        let url = cluster()?.database();
+        let a = PostgresStore::open(&config(url.clone())).await.unwrap();
+        let b = PostgresStore::open(&config(url)).await.unwrap();
+        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(())))
+    }
+
+    all_conformance!(fresh);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_daemons_starting_at_once_migrate_once() {
+        let Some(pg) = cluster() else { return };
+        let url = pg.database();
+        let opens: Vec<_> = (0..10)
+            .map(|_| {
+                let cfg = config(url.clone());
+                tokio::spawn(async move { PostgresStore::open(&cfg).await.map(|_| ()) })
+            })
+            .collect();
+        for o in opens {
+            o.await.unwrap().unwrap();
+        }
+        let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+        assert_eq!(
+            pg.psql(db, "SELECT version FROM smsotp.schema_version"),
+            "1"
+        );
+        // And once more: nothing left to do.
+        let s = PostgresStore::open(&config(url)).await.unwrap();
+        assert_eq!(s.mobile("a").await.unwrap(), None);
+    }
 }
