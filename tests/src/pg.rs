@@ -22,6 +22,14 @@ pub struct Postgres {
     pid: i32,
 }
 
+/// The server options of a cluster in `dir` on `port`.
+fn server_options(dir: &Path, port: u16) -> String {
+    format!(
+        "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+        dir.display()
+    )
+}
+
 /// A fresh database per caller in one cluster.
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
@@ -52,28 +60,58 @@ impl Postgres {
                 .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
                 .arg(&data),
         );
-        let port = free_port();
-        let opts = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-            path.display()
-        );
+        let mut pg = Postgres {
+            dir: Some(dir),
+            port: free_port(),
+            pid: 0,
+        };
+        pg.pg_ctl_start();
+        Some(pg)
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.as_ref().expect("cluster directory").path()
+    }
+
+    /// (Re)starts the server on its port; waits until it accepts.
+    fn pg_ctl_start(&mut self) {
+        let path = self.path().to_path_buf();
+        let data = path.join("data");
         as_postgres(
             Command::new(format!("{BIN}/pg_ctl"))
                 .arg("-D")
                 .arg(&data)
                 .arg("-l")
                 .arg(path.join("log"))
-                .args(["-w", "-t", "30", "-o", &opts, "start"]),
+                .args([
+                    "-w",
+                    "-t",
+                    "30",
+                    "-o",
+                    &server_options(&path, self.port),
+                    "start",
+                ]),
         );
-        let pid = std::fs::read_to_string(data.join("postmaster.pid"))
+        self.pid = std::fs::read_to_string(data.join("postmaster.pid"))
             .ok()
             .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
             .expect("postmaster.pid");
-        Some(Postgres {
-            dir: Some(dir),
-            port,
-            pid,
-        })
+    }
+
+    /// The database goes away as in a crash (`pg_ctl -m immediate`), until
+    /// [`come_back`](Self::come_back).
+    pub fn crash(&mut self) {
+        as_postgres(
+            Command::new(format!("{BIN}/pg_ctl"))
+                .arg("-D")
+                .arg(self.path().join("data"))
+                .args(["-m", "immediate", "-w", "stop"]),
+        );
+    }
+
+    /// Starts it again after [`crash`](Self::crash), same port and data.
+    pub fn come_back(&mut self) {
+        self.pg_ctl_start();
     }
 
     /// Creates an empty database; its `postgresql://` URL (no TLS: loopback).

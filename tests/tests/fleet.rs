@@ -1,11 +1,13 @@
 //! Two `smsotpd` with different `hostname`s on one PostgreSQL, through
 //! real libpam: what one host spends or charges, the other sees. A backup
 //! code used on one is refused on the other; wrong codes on both hosts add
-//! up to one budget; a user locked on one is locked on the other.
+//! up to one budget; a user locked on one is locked on the other. And the
+//! database going away mid-login denies (never waves through) until it
+//! is back, when the same daemon serves again.
 
 use smsotp_tests::daemon::{Daemon, DaemonBuilder};
 use smsotp_tests::flows::*;
-use smsotp_tests::libpam::{Prompt, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
+use smsotp_tests::libpam::{Prompt, PAM_AUTHINFO_UNAVAIL, PAM_AUTH_ERR, PAM_MAXTRIES, PAM_SUCCESS};
 use smsotp_tests::outbox::{wrong_code, Outbox};
 use smsotp_tests::pamd::PamConfDir;
 use smsotp_tests::pg::Postgres;
@@ -154,4 +156,58 @@ fn wrong_codes_on_both_hosts_add_up_and_a_lock_holds_on_both() {
         type_newest_code(&out_a),
     );
     ok.assert_code(PAM_SUCCESS);
+}
+
+#[test]
+fn a_database_outage_mid_login_denies_and_the_daemon_recovers_by_itself() {
+    const STORE_DOWN: &str = "the SMS code service cannot record its state; ask your administrator";
+    require_root("only root may ask the daemon for another user's code");
+    let user = unique_name("flout");
+    let Some(mut pg) = Postgres::start() else {
+        return;
+    };
+    let d = Daemon::builder()
+        .user(&user, MOBILE)
+        .postgres_store(&pg.database())
+        .start();
+    let pamd = PamConfDir::new();
+    // failmode=safe waves logins through only when the daemon is down;
+    // a daemon that is up but cannot reach its database must still deny.
+    pamd.smsotp_service(ON_A, &d.socket(), "timeout=15 failmode=safe");
+    let outbox = d.outbox();
+
+    // The database crashes while the user reads the SMS.
+    let started = std::time::Instant::now();
+    let mid = login_with(&pamd, ON_A, &user, Items::default(), |p| {
+        assert_eq!(p.index, 0, "one prompt only:\n{}", p.transcript);
+        pg.crash();
+        assert!(p.text.starts_with("Code sent to "), "{}", p.transcript);
+        Some(outbox.last_code())
+    });
+    mid.assert_code(PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(mid.transcript.errors(), vec![STORE_DOWN], "{mid}");
+    // While it is down, a new login is denied at once, with no SMS.
+    let sent = outbox.code_count();
+    let down = login_with(&pamd, ON_A, &user, Items::default(), no_prompt);
+    down.assert_code(PAM_AUTHINFO_UNAVAIL);
+    assert_eq!(down.transcript.errors(), vec![STORE_DOWN], "{down}");
+    assert_eq!(outbox.code_count(), sent);
+    eprintln!(
+        "two logins against a dead database: {:?}",
+        started.elapsed()
+    );
+
+    // Back: the same daemon (no restart) serves again.
+    pg.come_back();
+    let pid = d.pid();
+    let ok = login_with(
+        &pamd,
+        ON_A,
+        &user,
+        Items::default(),
+        type_newest_code(&outbox),
+    );
+    ok.assert_code(PAM_SUCCESS);
+    assert_eq!(d.pid(), pid, "recovered without a restart");
+    assert!(d.log().contains("store_error"), "the outage is logged");
 }

@@ -3,6 +3,8 @@
 //! connections to one SQLite file), and every backend runs all of them
 //! through [`conformance!`]. A backend that passes may serve a login.
 
+// The one PostgreSQL launcher; its outage helpers serve the e2e tests.
+#[allow(dead_code)]
 #[path = "../../../tests/src/pg.rs"]
 mod pg;
 mod suite;
