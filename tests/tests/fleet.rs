@@ -66,6 +66,7 @@ fn a_backup_code_used_on_one_host_is_refused_on_the_other() {
     };
     let codes = generate_backup_codes(&f.a.socket(), &user);
     assert_eq!(backup_count(&f.b.socket(), &user), 3, "B sees A's codes");
+    assert_eq!(status_json(&f.b.socket(), &user)["store"], "postgres");
 
     let (out_a, out_b) = (f.a.outbox(), f.b.outbox());
     let typed = |service: &str, outbox: &Outbox| {
