@@ -114,6 +114,21 @@ impl Postgres {
         self.pg_ctl_start();
     }
 
+    /// Turns TLS on (`ssl = on`, reloaded) with this certificate and key;
+    /// clients that do not ask for TLS are still served.
+    pub fn enable_tls(&self, cert_pem: &str, key_pem: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.path().join("data");
+        for (name, pem) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let file = data.join(name);
+            std::fs::write(&file, pem).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            chown_postgres(&file);
+        }
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+    }
+
     /// Creates an empty database; its `postgresql://` URL (no TLS: loopback).
     pub fn database(&self) -> String {
         let name = format!("t{}", NEXT_DB.fetch_add(1, Ordering::Relaxed));

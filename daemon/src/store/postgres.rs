@@ -55,10 +55,15 @@ impl PostgresStore {
 
     /// A pooled connection; a broken one is replaced on the way out.
     async fn client(&self) -> Result<Object, StoreError> {
-        self.pool
-            .get()
-            .await
-            .map_err(|e| self.err(format!("cannot reach the database: {e}")))
+        self.pool.get().await.map_err(|e| {
+            // The cause (refused, TLS, authentication) is in the
+            // backend error's source chain, not in the pool's text.
+            let why = match &e {
+                deadpool_postgres::PoolError::Backend(pg) => describe(pg),
+                other => other.to_string(),
+            };
+            self.err(format!("cannot reach the database: {why}"))
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {

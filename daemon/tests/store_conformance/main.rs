@@ -140,4 +140,51 @@ mod postgres {
         let s = PostgresStore::open(&config(url)).await.unwrap();
         assert_eq!(s.mobile("a").await.unwrap(), None);
     }
+
+    /// verify-full against a private CA: accepted with that CA, refused
+    /// (naming the certificate) with another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_verify_full_trusts_only_the_ca_file() {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+        let Some(pg) = cluster() else { return };
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let (good, other) = (ca("smsotp db CA"), ca("someone else"));
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &good).unwrap();
+        pg.enable_tls(&cert.pem(), &key.serialize_pem());
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg
+            .database()
+            .replace("sslmode=disable", "sslmode=verify-full");
+        let open = |ca_pem: String, name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, ca_pem).unwrap();
+            let cfg = PostgresConfig {
+                url: url.clone(),
+                sslmode: PgSslMode::VerifyFull,
+                ca_file: Some(path),
+                password: None,
+            };
+            async move { PostgresStore::open(&cfg).await }
+        };
+        let s = open(good.pem(), "good.pem").await.unwrap();
+        s.set_mobile("a", "+15551234567", 1).await.unwrap();
+        let e = match open(other.pem(), "other.pem").await {
+            Ok(_) => panic!("a server signed by another CA was trusted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+            "{e}"
+        );
+    }
 }
