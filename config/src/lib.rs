@@ -20,8 +20,8 @@ mod validate;
 pub use error::ConfigError;
 pub use mobile::Mobile;
 pub use policy::{
-    service_family, BackupCodes, Cidr, Lockout, NameRule, NoMobile, Policy, Resend, SendBudget,
-    ServicePolicy, StoreConfig, StoreSync,
+    service_family, BackupCodes, Cidr, Lockout, NameRule, NoMobile, PgSslMode, Policy,
+    PostgresConfig, Resend, SendBudget, ServicePolicy, StoreBackend, StoreConfig, StoreSync,
 };
 pub use provider::{ContentType, Header, HttpConfig, HttpMethod, OutboxConfig, ProviderConfig};
 pub use template::{Template, Var};
@@ -34,8 +34,8 @@ use std::path::Path;
 pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
     let text = read_bounded(path)?;
     let mut config = parse(path, &text)?;
-    provider::refuse_readable_inline_secrets(path, &text, &config.providers)?;
-    provider::locate_secrets(path, &text, &mut config.providers);
+    provider::refuse_readable_inline_secrets(path, &text, &config)?;
+    provider::locate_secrets(path, &text, &mut config);
     Ok(config)
 }
 

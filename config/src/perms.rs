@@ -58,7 +58,7 @@ impl Role {
             Role::Config => "change the daemon's settings (its providers, users file and policy)",
             Role::Users => "change a user's number",
             Role::Secret => "replace a provider credential",
-            Role::CaFile => "make the daemon trust their own certificate for the SMS gateway",
+            Role::CaFile => "make the daemon trust their own certificate for the SMS gateway or the state database",
             Role::Outbox => "change or remove the login codes written to it",
             Role::Store => "reset lockouts and send budgets, or add backup codes",
         }

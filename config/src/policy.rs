@@ -4,7 +4,7 @@
 //! settings where it has one (noted per field).
 
 use crate::error::Invalid;
-use crate::validate::{absolute, in_range};
+use crate::validate::in_range;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod family;
+mod store;
 pub use family::service_family;
+pub(crate) use store::store;
+pub use store::{PgSslMode, PostgresConfig, StoreBackend};
 
 pub const DEFAULT_STORE: &str = "/var/lib/smsotp/state.db";
 
@@ -79,6 +82,12 @@ pub struct RawStore {
     pub backend: Option<String>,
     pub path: Option<PathBuf>,
     pub sync: Option<String>,
+    /// PostgreSQL only: a libpq-style URI without the password.
+    pub url: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_credential: Option<String>,
 }
 
 // ---------------------------------------------------------------- validated
@@ -256,7 +265,10 @@ pub enum StoreSync {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// SQLite only.
     pub path: PathBuf,
+    /// SQLite only.
     pub sync: StoreSync,
 }
 
@@ -519,32 +531,6 @@ pub(crate) fn backup_codes(raw: RawBackupCodes) -> Result<BackupCodes, Invalid> 
     Ok(BackupCodes {
         enabled: raw.enabled.unwrap_or(true),
         count: in_range("backup_codes.count", raw.count, 10, 1, 32)? as u32,
-    })
-}
-
-pub(crate) fn store(raw: RawStore) -> Result<StoreConfig, Invalid> {
-    match raw.backend.as_deref() {
-        None | Some("sqlite") => {}
-        Some(other) => {
-            return Err(Invalid::new(
-                "store.backend",
-                format!("must be \"sqlite\", not {other:?}"),
-            ));
-        }
-    }
-    let sync = match raw.sync.as_deref() {
-        None | Some("normal") => StoreSync::Normal,
-        Some("full") => StoreSync::Full,
-        Some(other) => {
-            return Err(Invalid::new(
-                "store.sync",
-                format!("must be normal or full, not {other:?}"),
-            ))
-        }
-    };
-    Ok(StoreConfig {
-        path: absolute("store.path", raw.path, DEFAULT_STORE)?,
-        sync,
     })
 }
 

@@ -174,13 +174,15 @@ pub(crate) fn provider_name(
 pub(crate) fn refuse_readable_inline_secrets(
     path: &Path,
     text: &str,
-    providers: &[ProviderConfig],
+    config: &crate::DaemonConfig,
 ) -> Result<(), ConfigError> {
     use std::os::unix::fs::MetadataExt;
-    let Some(key) = providers
+    let Some(key) = config
+        .providers
         .iter()
         .enumerate()
         .find_map(|(i, p)| p.inline_secret_key(i))
+        .or_else(|| config.store.inline_secret_key())
     else {
         return Ok(());
     };
@@ -210,9 +212,11 @@ pub(crate) fn refuse_readable_inline_secrets(
 
 /// Records `FILE:LINE` in every secret reference, so an error reading a
 /// secret file later (at provider build) still points into the config.
-pub(crate) fn locate_secrets(path: &Path, text: &str, providers: &mut [ProviderConfig]) {
-    for p in providers {
-        for s in p.secrets_mut() {
+pub(crate) fn locate_secrets(path: &Path, text: &str, config: &mut crate::DaemonConfig) {
+    let store = config.store.secrets_mut();
+    let providers = config.providers.iter_mut().flat_map(|p| p.secrets_mut());
+    {
+        for s in store.into_iter().chain(providers) {
             let line = crate::locate::line_of_key(text, &s.key);
             s.origin = Some(match line {
                 Some(l) => format!("{}:{l}", path.display()),

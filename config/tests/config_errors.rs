@@ -251,3 +251,25 @@ fn unknown_key_inside_a_provider_table_is_found() {
     let e = err("[[provider]]\ntype = \"outbox\"\npath = \"/a\"\n\n[[provider]]\ntype = \"outbox\"\nname = \"b\"\npath = \"/b\"\nsize = 3\n");
     assert!(e.contains(":9: provider[1].size: unknown field"), "{e}");
 }
+
+#[test]
+fn a_database_password_inline_needs_a_private_config() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("smsotpd.toml");
+    std::fs::write(
+        &cfg,
+        "[store]\nbackend = \"postgres\"\nurl = \"postgresql://smsotp@127.0.0.1/smsotp?sslmode=disable\"\npassword = \"db-pw-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = smsotp_config::load(&cfg).unwrap_err().to_string();
+    assert!(
+        e.contains(":4: store.password: is a credential written inline, but the file is readable by everyone"),
+        "{e}"
+    );
+    assert!(!e.contains("db-pw-secret"), "{e}");
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let c = smsotp_config::load(&cfg).unwrap();
+    assert!(!format!("{c:?}").contains("db-pw-secret"));
+}

@@ -9,8 +9,8 @@ use crate::ratelimit::{InFlight, Limited};
 use crate::state::{Runtime, State};
 use crate::stepup::{self, Action};
 use crate::store::{unix_now, StoreError};
-use smsotp_config::Mobile;
-use smsotp_proto::{ErrorKind, Request, Response, Secret, UserStatus};
+use smsotp_config::{Mobile, StoreBackend};
+use smsotp_proto::{ErrorKind, Request, Response, Secret, StoreKind, UserStatus};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -120,6 +120,10 @@ async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<R
             .await
             .map_err(internal)?,
         opted_out: state.store.opted_out(user).await.map_err(internal)?,
+        store: match rt.config.store.backend {
+            StoreBackend::Sqlite => StoreKind::Sqlite,
+            StoreBackend::Postgres(_) => StoreKind::Postgres,
+        },
     }))
 }
 

@@ -250,9 +250,12 @@ impl Login {
             }
         }
         if !p.grace.is_zero() {
-            if let Some(ctx) =
-                policy::grace_context(&b.service, b.rhost.as_deref(), b.tty.as_deref())
-            {
+            if let Some(ctx) = policy::grace_context(
+                &state.runtime().hostname,
+                &b.service,
+                b.rhost.as_deref(),
+                b.tty.as_deref(),
+            ) {
                 if let Some(at) = state.store.last_success(&b.user, &ctx).await? {
                     let age = unix_now() - at;
                     if (0..p.grace.as_secs() as i64).contains(&age) {

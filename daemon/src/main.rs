@@ -6,7 +6,6 @@ use smsotpd::activation::{self, Activated};
 use smsotpd::listener::{self, Access};
 use smsotpd::server::{self, Limits, Listeners};
 use smsotpd::state::{Runtime, State};
-use smsotpd::store::SqliteStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -104,7 +103,7 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
     // Open the store first: without its state the daemon cannot enforce
     // budgets or spend backup codes once, so it refuses to serve at all
     // rather than serve loosely.
-    let store = match SqliteStore::open(&runtime.config.store) {
+    let store = match smsotpd::store::open(&runtime.config.store).await {
         Ok(s) => s,
         Err(e) => {
             error!(error = %e, "cannot open the state store");
@@ -137,7 +136,7 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
         version = env!("CARGO_PKG_VERSION"),
         "listening"
     );
-    let state = State::new(config_path, runtime, Arc::new(store));
+    let state = State::new(config_path, runtime, store);
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),

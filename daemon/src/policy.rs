@@ -73,13 +73,20 @@ pub fn country_allowed(budget: &SendBudget, mobile: &Mobile) -> bool {
 /// `sudo-i`), nothing otherwise. The family is the one the policy lookup
 /// uses, so a service gets sudo's keying exactly when it can get
 /// `[service.sudo]`.
-pub fn grace_context(service: &str, rhost: Option<&str>, tty: Option<&str>) -> Option<String> {
+pub fn grace_context(
+    host: &str,
+    service: &str,
+    rhost: Option<&str>,
+    tty: Option<&str>,
+) -> Option<String> {
     let rhost = rhost.filter(|r| !r.is_empty());
     let tty = tty.filter(|t| !t.is_empty());
+    // The host is part of it: hosts sharing one store (a fleet) each have
+    // a /dev/pts/1, and a success on one must not skip the code on another.
     if service_family(service) == "sudo" {
-        tty.map(|t| format!("{service} tty:{t}"))
+        tty.map(|t| format!("{host} {service} tty:{t}"))
     } else {
-        rhost.map(|r| format!("{service} rhost:{r}"))
+        rhost.map(|r| format!("{host} {service} rhost:{r}"))
     }
 }
 
@@ -129,25 +136,25 @@ mod tests {
     #[test]
     fn grace_contexts() {
         assert_eq!(
-            grace_context("sshd", Some("192.0.2.1"), Some("ssh")).as_deref(),
-            Some("sshd rhost:192.0.2.1")
+            grace_context("h1", "sshd", Some("192.0.2.1"), Some("ssh")).as_deref(),
+            Some("h1 sshd rhost:192.0.2.1")
         );
         assert_eq!(
-            grace_context("sudo", Some("x"), Some("/dev/pts/1")).as_deref(),
-            Some("sudo tty:/dev/pts/1")
+            grace_context("h1", "sudo", Some("x"), Some("/dev/pts/1")).as_deref(),
+            Some("h1 sudo tty:/dev/pts/1")
         );
         assert_eq!(
-            grace_context("sudo-i", Some("x"), Some("/dev/pts/1")).as_deref(),
-            Some("sudo-i tty:/dev/pts/1"),
+            grace_context("h1", "sudo-i", Some("x"), Some("/dev/pts/1")).as_deref(),
+            Some("h1 sudo-i tty:/dev/pts/1"),
             "sudo -i is sudo's family"
         );
         assert_eq!(
-            grace_context("sudoers-audit", Some("192.0.2.1"), Some("/dev/pts/1")).as_deref(),
-            Some("sudoers-audit rhost:192.0.2.1"),
+            grace_context("h1", "sudoers-audit", Some("192.0.2.1"), Some("/dev/pts/1")).as_deref(),
+            Some("h1 sudoers-audit rhost:192.0.2.1"),
             "a name that only starts with sudo is not sudo"
         );
-        assert_eq!(grace_context("sshd", None, None), None);
-        assert_eq!(grace_context("sudo", None, Some("")), None);
+        assert_eq!(grace_context("h1", "sshd", None, None), None);
+        assert_eq!(grace_context("h1", "sudo", None, Some("")), None);
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl Runtime {
         // The store is opened once at start (where it is checked again, by
         // `SqliteStore::open`); checking it here too lets `--check-config`
         // find a loosened store, and a reload tell about one.
-        perms::check(&config.store.path, Role::Store)?;
+        if config.store.backend == smsotp_config::StoreBackend::Sqlite {
+            perms::check(&config.store.path, Role::Store)?;
+        }
         let mut list = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             list.push(providers::build(p).map_err(|error| LoadError::Provider {

@@ -18,7 +18,7 @@ pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use message::{
     check_user, BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request,
-    Response, SkipReason, StepUpInfo, UserStatus, ValidationError, VerifyMethod,
+    Response, SkipReason, StepUpInfo, StoreKind, UserStatus, ValidationError, VerifyMethod,
 };
 pub use secret::Secret;
 

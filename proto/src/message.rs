@@ -195,6 +195,33 @@ pub struct UserStatus {
     pub lockouts: u32,
     pub backup_codes_left: u32,
     pub opted_out: bool,
+    /// Where the daemon keeps this state. `unknown` from a daemon older
+    /// than this field.
+    #[serde(default)]
+    pub store: StoreKind,
+}
+
+/// The daemon's state backend, as `smsotpctl status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// This host's SQLite file.
+    Sqlite,
+    /// A PostgreSQL database shared by a fleet.
+    Postgres,
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl StoreKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Postgres => "postgres",
+            StoreKind::Unknown => "unknown",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

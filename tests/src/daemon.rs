@@ -111,6 +111,13 @@ impl DaemonBuilder {
         self
     }
 
+    /// `[store] backend = "postgres"` at `url` (a [`crate::pg::Postgres`]
+    /// database): daemons given the same URL share their state, a fleet.
+    pub fn postgres_store(self, url: &str) -> Self {
+        self.section("store", "backend = \"postgres\"")
+            .section("store", &format!("url = {}", toml_str(url)))
+    }
+
     fn config_text(&self, dir: &Path) -> String {
         let q = |p: &Path| toml_str(&p.to_string_lossy());
         let mut s = String::new();

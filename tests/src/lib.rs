@@ -26,6 +26,7 @@ pub mod nsetc;
 pub mod outbox;
 pub mod pamd;
 pub mod paths;
+pub mod pg;
 pub mod policy_kit;
 pub mod pty;
 pub mod session;

@@ -36,7 +36,7 @@ fn status_shows_only_the_masked_number_in_both_forms() {
     let expected = format!(
         "user:              {alice}\nmobile:            {MASKED}\nmobile source:     users.toml\n\
          locked:            no\nrecent failures:   0\nlockouts:          0\n\
-         backup codes left: 0\nopted out:         no\n"
+         backup codes left: 0\nopted out:         no\nstore:             sqlite\n"
     );
     assert_eq!(human.stdout, expected, "{human:#?}");
     assert!(!human.all_output().contains(MOBILE_DIGITS), "{human:#?}");
@@ -47,7 +47,7 @@ fn status_shows_only_the_masked_number_in_both_forms() {
         json.json(),
         serde_json::json!({"ok": true, "user": alice, "mobile": MASKED,
             "mobile_source": "users.toml", "locked": false, "locked_for_secs": null,
-            "recent_failures": 0, "lockouts": 0, "backup_codes_left": 0, "opted_out": false})
+            "recent_failures": 0, "lockouts": 0, "backup_codes_left": 0, "opted_out": false, "store": "sqlite"})
     );
     assert!(!json.all_output().contains(MOBILE_DIGITS), "{json:#?}");
 

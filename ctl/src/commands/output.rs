@@ -418,6 +418,7 @@ mod tests {
             lockouts: 0,
             backup_codes_left: 10,
             opted_out: false,
+            store: smsotp_proto::StoreKind::Sqlite,
         };
         let r = Reply::from_response(Response::Status(status.clone())).unwrap();
         assert_eq!(r.into_status().unwrap(), status);

@@ -74,7 +74,7 @@ fn yes_no(b: bool) -> &'static str {
 /// Aligned `key: value` lines. The number is printed exactly as the daemon
 /// sent it (masked); this function has no way to see a full one.
 pub fn format_status(s: &UserStatus) -> String {
-    let rows: [(&str, String); 8] = [
+    let rows: [(&str, String); 9] = [
         ("user", clean(&s.user)),
         (
             "mobile",
@@ -89,6 +89,7 @@ pub fn format_status(s: &UserStatus) -> String {
         ("lockouts", s.lockouts.to_string()),
         ("backup codes left", s.backup_codes_left.to_string()),
         ("opted out", yes_no(s.opted_out).into()),
+        ("store", s.store.name().into()),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     let mut out = String::new();
@@ -115,6 +116,7 @@ mod tests {
             lockouts: 2,
             backup_codes_left: 7,
             opted_out: false,
+            store: smsotp_proto::StoreKind::Sqlite,
         }
     }
 
@@ -169,6 +171,7 @@ recent failures:   5
 lockouts:          2
 backup codes left: 7
 opted out:         no
+store:             sqlite
 "
         );
     }
@@ -211,8 +214,22 @@ opted out:         no
             serde_json::json!({"ok": true, "user": "alice", "mobile": "********4567",
                 "mobile_source": "users.toml", "locked": true, "locked_for_secs": 61,
                 "recent_failures": 5, "lockouts": 2, "backup_codes_left": 7,
-                "opted_out": false})
+                "opted_out": false, "store": "sqlite"})
         );
+    }
+
+    #[test]
+    fn an_older_daemon_without_the_store_field_shows_unknown() {
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json.as_object_mut().unwrap().remove("store");
+        let s: UserStatus = serde_json::from_value(json).unwrap();
+        assert!(format_status(&s).ends_with("\nstore:             unknown\n"));
+        let future: UserStatus = serde_json::from_value(serde_json::json!({"user": "a",
+            "mobile": null, "mobile_source": "none", "locked": false, "locked_for_secs": null,
+            "recent_failures": 0, "lockouts": 0, "backup_codes_left": 0, "opted_out": false,
+            "store": "etcd"}))
+        .unwrap();
+        assert_eq!(future.store, smsotp_proto::StoreKind::Unknown);
     }
 
     /// The formatter shows the number it was given and nothing else that

@@ -308,9 +308,12 @@ impl Login {
             audit!(info, "enrolled", b, to = %rt.log_mobile(m), "number enrolled at login");
         }
         if !self.policy.grace.is_zero() {
-            if let Some(ctx) =
-                policy::grace_context(&b.service, b.rhost.as_deref(), b.tty.as_deref())
-            {
+            if let Some(ctx) = policy::grace_context(
+                &rt.hostname,
+                &b.service,
+                b.rhost.as_deref(),
+                b.tty.as_deref(),
+            ) {
                 state.store.record_success(&b.user, &ctx, now).await?;
             }
         }

@@ -79,7 +79,8 @@ fn explain(e: &reqwest::Error) -> String {
     text
 }
 
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, String> {
+/// A CA file's bytes, bounded; also read by the PostgreSQL store.
+pub(crate) fn read_ca_pem(path: &std::path::Path) -> Result<Vec<u8>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {e}"))?;
     let mut pem = Vec::new();
     file.take(MAX_CA_FILE + 1)
@@ -88,6 +89,11 @@ fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, String> {
     if pem.len() as u64 > MAX_CA_FILE {
         return Err(format!("is larger than {MAX_CA_FILE} bytes"));
     }
+    Ok(pem)
+}
+
+fn read_ca_file(path: &std::path::Path) -> Result<Vec<Certificate>, String> {
+    let pem = read_ca_pem(path)?;
     let certs = Certificate::from_pem_bundle(&pem).map_err(|e| format!("is not PEM: {e}"))?;
     if certs.is_empty() {
         return Err("holds no PEM certificate".into());

@@ -16,14 +16,14 @@
 
 mod breaker;
 mod chain;
-mod client;
+pub(crate) mod client;
 pub mod encoding;
 mod http;
 mod modem;
 mod outbox;
 mod render;
 mod response;
-mod secret;
+pub(crate) mod secret;
 mod twilio;
 mod vonage;
 pub mod webhook;

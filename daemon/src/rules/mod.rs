@@ -3,3 +3,4 @@
 //! one home. Storage code applies them inside its transactions.
 
 pub mod lockout;
+pub mod send;

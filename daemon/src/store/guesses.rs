@@ -4,7 +4,7 @@
 //! guesses than the budget between them.
 
 use super::Attempt;
-use crate::rules::lockout::{self, Budget, Charge, Counter};
+use crate::rules::lockout::{self, Budget, Counter};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use smsotp_config::Lockout;
 
@@ -59,18 +59,10 @@ pub(super) fn charge(
 ) -> rusqlite::Result<Attempt> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let counter = load(&tx, budget, user, now)?;
-    let attempt = match lockout::charge(budget, l, counter, now) {
-        Charge::Granted(next) => {
-            save(&tx, budget, user, &next)?;
-            Attempt::Granted
-        }
-        Charge::Locked { until, set } => {
-            if let Some(next) = set {
-                save(&tx, budget, user, &next)?;
-            }
-            Attempt::Locked { until }
-        }
-    };
+    let (attempt, next) = super::charged(lockout::charge(budget, l, counter, now));
+    if let Some(next) = next {
+        save(&tx, budget, user, &next)?;
+    }
     tx.commit()?;
     Ok(attempt)
 }

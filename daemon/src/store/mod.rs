@@ -7,13 +7,20 @@
 //! outlive the process, so the monotonic clock cannot serve.
 
 mod guesses;
+mod pg_connect;
+mod pg_schema;
+mod postgres;
 mod schema;
+mod sends;
 mod sqlite;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use crate::rules::lockout::{Charge, Counter};
 use async_trait::async_trait;
-use smsotp_config::{Lockout, Resend, SendBudget};
+use smsotp_config::{Lockout, Resend, SendBudget, StoreBackend, StoreConfig};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -150,6 +157,44 @@ pub trait Store: Send + Sync {
     /// Grace period bookkeeping: the last success per (user, context).
     async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError>;
     async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError>;
+}
+
+/// Opens the configured backend: the SQLite file, or PostgreSQL (which it
+/// reaches and migrates before the daemon serves anything).
+pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match &cfg.backend {
+        StoreBackend::Sqlite => Arc::new(SqliteStore::open(cfg)?),
+        StoreBackend::Postgres(pg) => Arc::new(PostgresStore::open(pg).await?),
+    })
+}
+
+/// Every table with per-user rows, for [`Store::remove_user`].
+const USER_TABLES: [&str; 6] = [
+    "mobiles",
+    "failures",
+    "backup_failures",
+    "backup_codes",
+    "opt_outs",
+    "successes",
+];
+
+/// What a charge means for the caller, and the counter to store if any.
+fn charged(c: Charge) -> (Attempt, Option<Counter>) {
+    match c {
+        Charge::Granted(next) => (Attempt::Granted, Some(next)),
+        Charge::Locked { until, set } => (Attempt::Locked { until }, set),
+    }
+}
+
+impl LockState {
+    /// From a `failures` row as stored (`locked_until` kept after it ends).
+    fn from_row(failures: i64, locked_until: i64, lockouts: i64, now: i64) -> LockState {
+        LockState {
+            locked_until: (locked_until > now).then_some(locked_until),
+            failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
+            lockouts: lockouts.clamp(0, i64::from(u32::MAX)) as u32,
+        }
+    }
 }
 
 /// Seconds since the epoch, for durable records.

@@ -7,16 +7,15 @@
 //! one connection behind a mutex, which also serialises writers so every
 //! read-modify-write below is atomic.
 
-use super::guesses;
 use super::*;
+use super::{guesses, sends};
 use crate::rules::lockout::Budget;
+use crate::rules::send::{self, HOUR};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-const HOUR: i64 = 3600;
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
@@ -184,14 +183,7 @@ impl Store for SqliteStore {
         self.run(move |c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut n = 0;
-            for table in [
-                "mobiles",
-                "failures",
-                "backup_failures",
-                "backup_codes",
-                "opt_outs",
-                "successes",
-            ] {
+            for table in USER_TABLES {
                 n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [&user])?;
             }
             tx.commit()?;
@@ -260,14 +252,9 @@ impl Store for SqliteStore {
                     |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()?;
-            Ok(match row {
-                None => LockState::default(),
-                Some((failures, locked_until, lockouts)) => LockState {
-                    locked_until: (locked_until > now).then_some(locked_until),
-                    failures: failures.clamp(0, i64::from(u32::MAX)) as u32,
-                    lockouts: lockouts.clamp(0, i64::from(u32::MAX)) as u32,
-                },
-            })
+            Ok(row.map_or_else(LockState::default, |(f, until, n)| {
+                LockState::from_row(f, until, n, now)
+            }))
         })
         .await
     }
@@ -300,67 +287,30 @@ impl Store for SqliteStore {
             // Old rows only ever leave through here, so the table stays an
             // hour deep.
             tx.execute("DELETE FROM sends WHERE at <= ?1", [since])?;
-            let window = |sql: &str, key: Option<&str>| -> rusqlite::Result<(i64, Option<i64>)> {
-                match key {
-                    Some(k) => tx.query_row(sql, params![since, k], |r| Ok((r.get(0)?, r.get(1)?))),
-                    None => tx.query_row(sql, params![since], |r| Ok((r.get(0)?, r.get(1)?))),
-                }
-            };
-            let retry = |oldest: Option<i64>| oldest.map(|o| (o + HOUR - now).max(1) as u64);
-            let (n, oldest) = window("SELECT COUNT(*), MIN(at) FROM sends WHERE at > ?1 AND user = ?2", Some(&user))?;
-            if n >= i64::from(budget.per_user_per_hour) {
-                return Ok(SendDecision::Refused {
-                    reason: "this account has had too many codes sent in the last hour".into(),
-                    retry_after: retry(oldest),
-                });
+            let row: sends::Row = tx.query_row(
+                &sends::history_sql("sends", "user", '?'),
+                params![since, user, rhost],
+                |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                    ))
+                },
+            )?;
+            let history = sends::history(row, rhost.is_some());
+            if let Err(r) = send::check(&history, kind == SendKind::Resend, &budget, &resend, now) {
+                return Ok(sends::refused(r));
             }
-            if let Some(rh) = rhost.as_deref() {
-                let (n, oldest) =
-                    window("SELECT COUNT(*), MIN(at) FROM sends WHERE at > ?1 AND rhost = ?2", Some(rh))?;
-                if n >= i64::from(budget.per_rhost_per_hour) {
-                    return Ok(SendDecision::Refused {
-                        reason: "too many codes were sent for logins from this address in the last hour".into(),
-                        retry_after: retry(oldest),
-                    });
-                }
-            }
-            let (n, oldest) = window("SELECT COUNT(*), MIN(at) FROM sends WHERE at > ?1", None)?;
-            if n >= i64::from(budget.global_per_hour) {
-                return Ok(SendDecision::Refused {
-                    reason: "the service has reached its hourly SMS limit".into(),
-                    retry_after: retry(oldest),
-                });
-            }
-            if kind == SendKind::Resend {
-                let (n, oldest) = window(
-                    "SELECT COUNT(*), MIN(at) FROM sends WHERE at > ?1 AND user = ?2 AND kind = 'resend'",
-                    Some(&user),
-                )?;
-                if n >= i64::from(resend.per_user_per_hour) {
-                    return Ok(SendDecision::Refused {
-                        reason: "too many codes were resent for this account in the last hour".into(),
-                        retry_after: retry(oldest),
-                    });
-                }
-                let last: Option<i64> =
-                    tx.query_row("SELECT MAX(at) FROM sends WHERE user = ?1", [&user], |r| r.get(0))?;
-                let cooldown = resend.cooldown.as_secs() as i64;
-                if let Some(last) = last {
-                    if now < last + cooldown {
-                        return Ok(SendDecision::Refused {
-                            reason: "a code was sent moments ago".into(),
-                            retry_after: Some((last + cooldown - now).max(1) as u64),
-                        });
-                    }
-                }
-            }
-            let kind = match kind {
-                SendKind::First => "first",
-                SendKind::Resend => "resend",
-            };
             tx.execute(
                 "INSERT INTO sends(at, user, rhost, kind) VALUES (?1, ?2, ?3, ?4)",
-                params![now, user, rhost, kind],
+                params![now, user, rhost, sends::kind_name(kind)],
             )?;
             tx.commit()?;
             Ok(SendDecision::Allowed)

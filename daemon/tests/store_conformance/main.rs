@@ -1,0 +1,190 @@
+//! One behaviour for every backend: each test in [`suite`] takes two store
+//! handles on one fresh database (two daemons of a fleet, or two
+//! connections to one SQLite file), and every backend runs all of them
+//! through [`conformance!`]. A backend that passes may serve a login.
+
+// The one PostgreSQL launcher; its outage helpers serve the e2e tests.
+#[allow(dead_code)]
+#[path = "../../../tests/src/pg.rs"]
+mod pg;
+mod suite;
+
+/// One `#[tokio::test]` per suite function, each on a fresh database from
+/// `$fresh` (an async fn returning a [`suite::Pair`], or `None` when the
+/// backend is not installed here: then the test returns, said loudly).
+macro_rules! conformance {
+    ($fresh:path: $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(pair) = $fresh().await else { return };
+                crate::suite::$name(&pair).await;
+            }
+        )*
+    };
+}
+
+/// Every function of the suite, for each backend's `conformance!`.
+macro_rules! all_conformance {
+    ($fresh:path) => {
+        conformance!($fresh:
+            budget_locks_and_grows,
+            a_spent_budget_without_a_lock_becomes_the_lockout,
+            success_clears_failures_and_window_expires,
+            escalation_decays_after_a_quiet_period,
+            send_budgets_and_cooldown,
+            backup_codes_spend_once,
+            backup_guesses_have_their_own_budget_and_a_lock_is_told_once,
+            an_enrolment_never_overwrites_a_number,
+            remove_user_forgets_everything,
+            grace_stamps_are_per_context,
+            racing_guesses_get_exactly_the_budget,
+            racing_backup_guesses_get_exactly_the_backup_budget,
+            a_racing_backup_code_has_one_winner,
+            racing_sends_get_exactly_the_budget,
+            a_racing_lock_notice_is_claimed_once,
+            racing_enrolments_store_one_number,
+        );
+    };
+}
+
+mod sqlite {
+    use super::suite::Pair;
+    use smsotp_config::{StoreConfig, StoreSync};
+    use smsotpd::store::SqliteStore;
+    use std::sync::Arc;
+
+    /// Two connections on one file: the same races as two daemons would
+    /// have if they could share it.
+    async fn fresh() -> Option<Pair> {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig {
+            path: dir.path().join("state.db"),
+            sync: StoreSync::Normal,
+            backend: smsotp_config::StoreBackend::Sqlite,
+        };
+        let a = SqliteStore::open(&cfg).unwrap();
+        let b = SqliteStore::open(&cfg).unwrap();
+        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(dir)))
+    }
+
+    all_conformance!(fresh);
+}
+
+mod postgres {
+    use super::pg::Postgres;
+    use super::suite::Pair;
+    use smsotp_config::{PgSslMode, PostgresConfig};
+    use smsotpd::store::{PostgresStore, Store};
+    use std::sync::{Arc, OnceLock};
+
+    /// One cluster for the whole test binary (a database per test): a
+    /// static is never dropped, so an exit handler stops it.
+    static CLUSTER: OnceLock<Option<Postgres>> = OnceLock::new();
+
+    extern "C" fn stop_cluster() {
+        if let Some(Some(pg)) = CLUSTER.get() {
+            pg.stop();
+        }
+    }
+
+    fn cluster() -> Option<&'static Postgres> {
+        CLUSTER
+            .get_or_init(|| {
+                let pg = Postgres::start();
+                // SAFETY: registers a plain function with no arguments.
+                unsafe { libc::atexit(stop_cluster) };
+                pg
+            })
+            .as_ref()
+    }
+
+    fn config(url: String) -> PostgresConfig {
+        PostgresConfig {
+            url,
+            sslmode: PgSslMode::Disable,
+            ca_file: None,
+            password: None,
+        }
+    }
+
+    /// Two pools on one database: two daemons of a fleet.
+    async fn fresh() -> Option<Pair> {
+        let url = cluster()?.database();
+        let a = PostgresStore::open(&config(url.clone())).await.unwrap();
+        let b = PostgresStore::open(&config(url)).await.unwrap();
+        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(())))
+    }
+
+    all_conformance!(fresh);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn ten_daemons_starting_at_once_migrate_once() {
+        let Some(pg) = cluster() else { return };
+        let url = pg.database();
+        let opens: Vec<_> = (0..10)
+            .map(|_| {
+                let cfg = config(url.clone());
+                tokio::spawn(async move { PostgresStore::open(&cfg).await.map(|_| ()) })
+            })
+            .collect();
+        for o in opens {
+            o.await.unwrap().unwrap();
+        }
+        let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+        assert_eq!(
+            pg.psql(db, "SELECT version FROM smsotp.schema_version"),
+            "1"
+        );
+        // And once more: nothing left to do.
+        let s = PostgresStore::open(&config(url)).await.unwrap();
+        assert_eq!(s.mobile("a").await.unwrap(), None);
+    }
+
+    /// verify-full against a private CA: accepted with that CA, refused
+    /// (naming the certificate) with another.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tls_verify_full_trusts_only_the_ca_file() {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+        let Some(pg) = cluster() else { return };
+        let ca = |name: &str| {
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+        };
+        let (good, other) = (ca("smsotp db CA"), ca("someone else"));
+        let mut leaf = CertificateParams::new(Vec::<String>::new()).unwrap();
+        leaf.subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let key = KeyPair::generate().unwrap();
+        let cert = leaf.signed_by(&key, &good).unwrap();
+        pg.enable_tls(&cert.pem(), &key.serialize_pem());
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg
+            .database()
+            .replace("sslmode=disable", "sslmode=verify-full");
+        let open = |ca_pem: String, name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, ca_pem).unwrap();
+            let cfg = PostgresConfig {
+                url: url.clone(),
+                sslmode: PgSslMode::VerifyFull,
+                ca_file: Some(path),
+                password: None,
+            };
+            async move { PostgresStore::open(&cfg).await }
+        };
+        let s = open(good.pem(), "good.pem").await.unwrap();
+        s.set_mobile("a", "+15551234567", 1).await.unwrap();
+        let e = match open(other.pem(), "other.pem").await {
+            Ok(_) => panic!("a server signed by another CA was trusted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            e.to_lowercase().contains("certificate") || e.contains("UnknownIssuer"),
+            "{e}"
+        );
+    }
+}
