@@ -15,7 +15,7 @@ use crate::admin::{internal, lookup};
 use crate::authz::Peer;
 use crate::otp::{self, Challenge, Outcome};
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, Attempt, SendDecision, SendKind, SendRequest};
+use crate::store::{unix_now, Attempt, Budget, SendDecision, SendKind, SendRequest};
 use smsotp_config::CodeKind;
 use smsotp_proto::{CodeAlphabet, ErrorKind, MaskedMobile, Response, Secret, StepUpInfo};
 use std::collections::HashMap;
@@ -227,7 +227,7 @@ async fn check(
     let lockout = rt.config.lockout;
     match state
         .store
-        .begin_attempt(user, unix_now(), &lockout)
+        .begin_attempt(Budget::Sms, user, unix_now(), &lockout)
         .await
         .map_err(internal)?
     {
@@ -244,7 +244,7 @@ async fn check(
     let right = outcome == Outcome::Verified;
     state
         .store
-        .finish_attempt(user, right, unix_now(), &lockout)
+        .finish_attempt(Budget::Sms, user, right, unix_now(), &lockout)
         .await
         .map_err(internal)?;
     info!(

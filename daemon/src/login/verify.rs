@@ -8,7 +8,7 @@ use crate::backup;
 use crate::otp::Outcome;
 use crate::policy;
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, Attempt, StoreError};
+use crate::store::{unix_now, Attempt, Budget, StoreError};
 use smsotp_proto::{ErrorKind, Response, VerifyMethod};
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +74,11 @@ impl Login {
         // The user's budget pays for the guess before it is checked.
         // Unknown users behind a fake challenge pay too: a budget that only
         // real users hit would tell an attacker who exists.
-        match state.store.begin_attempt(&user, unix_now(), &lockout).await {
+        match state
+            .store
+            .begin_attempt(Budget::Sms, &user, unix_now(), &lockout)
+            .await
+        {
             Err(e) => return (internal(e), Next::Close),
             Ok(Attempt::Locked { until }) => {
                 return self.sms_locked_mid_challenge(state, rt, until).await
@@ -89,7 +93,7 @@ impl Login {
         let right = outcome == Outcome::Verified;
         if let Err(e) = state
             .store
-            .finish_attempt(&user, right, unix_now(), &lockout)
+            .finish_attempt(Budget::Sms, &user, right, unix_now(), &lockout)
             .await
         {
             return (internal(e), Next::Close);
@@ -123,7 +127,7 @@ impl Login {
         let backup_only = self.kind() == Some(Kind::BackupOnly);
         match state
             .store
-            .begin_backup_attempt(&user, unix_now(), &lockout)
+            .begin_attempt(Budget::Backup, &user, unix_now(), &lockout)
             .await
         {
             Err(e) => return (internal(e), Next::Close),
@@ -159,7 +163,7 @@ impl Login {
         let right = outcome == Outcome::Verified;
         if let Err(e) = state
             .store
-            .finish_backup_attempt(&user, right, unix_now(), &lockout)
+            .finish_attempt(Budget::Backup, &user, right, unix_now(), &lockout)
             .await
         {
             return (internal(e), Next::Close);

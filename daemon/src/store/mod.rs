@@ -17,6 +17,7 @@ mod sqlite;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+pub use crate::rules::lockout::Budget;
 use crate::rules::lockout::{Charge, Counter};
 use async_trait::async_trait;
 use smsotp_config::{Lockout, Resend, SendBudget, StoreBackend, StoreConfig};
@@ -88,41 +89,31 @@ pub trait Store: Send + Sync {
     /// Forgets everything about the user. True if anything was stored.
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError>;
 
-    /// Charges one guess to the user's budget before it is checked, in one
-    /// transaction, so concurrent sessions on any number of connections
-    /// cannot get more guesses than the budget between them.
+    /// Charges one guess to the user's `budget` before it is checked, in
+    /// one transaction, so concurrent sessions on any number of
+    /// connections cannot get more guesses than the budget between them.
+    /// SMS-code guesses and backup-code guesses have budgets of their own
+    /// (`max_failures` per `window_seconds`; `backup_max_failures` per
+    /// `backup_window_seconds`): neither ever spends the other.
     async fn begin_attempt(
         &self,
+        budget: Budget,
         user: &str,
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError>;
     /// The outcome of a granted guess: right clears the count; wrong at
-    /// the budget locks, each lockout `ratio` times longer than the last.
+    /// the budget locks (for SMS codes each lockout `ratio` times longer
+    /// than the last).
     async fn finish_attempt(
         &self,
+        budget: Budget,
         user: &str,
         right: bool,
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError>;
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError>;
-    /// [`begin_attempt`](Store::begin_attempt) for a backup code: charged
-    /// to the backup budget (`backup_max_failures` per
-    /// `backup_window_seconds`), never to the SMS one, and back.
-    async fn begin_backup_attempt(
-        &self,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError>;
-    async fn finish_backup_attempt(
-        &self,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError>;
     /// When the backup-code lock ends, if backup codes are locked.
     async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError>;
     /// The end of the current lockout of SMS codes for exactly one caller

@@ -270,21 +270,23 @@ impl Store for PostgresStore {
 
     async fn begin_attempt(
         &self,
+        budget: Budget,
         user: &str,
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        self.charge(Budget::Sms, user, now, lockout).await
+        self.charge(budget, user, now, lockout).await
     }
 
     async fn finish_attempt(
         &self,
+        budget: Budget,
         user: &str,
         right: bool,
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
-        self.judge(Budget::Sms, user, right, now, lockout).await
+        self.judge(budget, user, right, now, lockout).await
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
@@ -297,25 +299,6 @@ impl Store for PostgresStore {
         Ok(row.map_or_else(LockState::default, |r| {
             LockState::from_row(r.get(0), r.get(1), r.get(2), now)
         }))
-    }
-
-    async fn begin_backup_attempt(
-        &self,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        self.charge(Budget::Backup, user, now, lockout).await
-    }
-
-    async fn finish_backup_attempt(
-        &self,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError> {
-        self.judge(Budget::Backup, user, right, now, lockout).await
     }
 
     async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {

@@ -194,40 +194,23 @@ impl Store for SqliteStore {
 
     async fn begin_attempt(
         &self,
+        budget: Budget,
         user: &str,
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        self.charge(Budget::Sms, user, now, lockout).await
+        self.charge(budget, user, now, lockout).await
     }
 
     async fn finish_attempt(
         &self,
+        budget: Budget,
         user: &str,
         right: bool,
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
-        self.judge(Budget::Sms, user, right, now, lockout).await
-    }
-
-    async fn begin_backup_attempt(
-        &self,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        self.charge(Budget::Backup, user, now, lockout).await
-    }
-
-    async fn finish_backup_attempt(
-        &self,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError> {
-        self.judge(Budget::Backup, user, right, now, lockout).await
+        self.judge(budget, user, right, now, lockout).await
     }
 
     async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {

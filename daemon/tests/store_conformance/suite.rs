@@ -4,7 +4,7 @@
 //! between them.
 
 use smsotp_config::{Lockout, Resend, SendBudget};
-use smsotpd::store::{Attempt, SendDecision, SendKind, SendRequest, Store};
+use smsotpd::store::{Attempt, Budget, SendDecision, SendKind, SendRequest, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,11 +46,11 @@ async fn wrongs(p: &Pair, user: &str, n: usize, now: i64) {
     for i in 0..n {
         let s = p.nth(i);
         assert_eq!(
-            s.begin_attempt(user, now, &l).await.unwrap(),
+            s.begin_attempt(Budget::Sms, user, now, &l).await.unwrap(),
             Attempt::Granted
         );
         p.nth(i + 1)
-            .finish_attempt(user, false, now, &l)
+            .finish_attempt(Budget::Sms, user, false, now, &l)
             .await
             .unwrap();
     }
@@ -75,7 +75,7 @@ pub async fn budget_locks_and_grows(p: &Pair) {
     let l = lockout();
     wrongs(p, "a", 3, 100).await;
     assert_eq!(
-        p.b.begin_attempt("a", 101, &l).await.unwrap(),
+        p.b.begin_attempt(Budget::Sms, "a", 101, &l).await.unwrap(),
         Attempt::Locked { until: 160 }
     );
     let st = p.a.lock_state("a", 101).await.unwrap();
@@ -83,13 +83,13 @@ pub async fn budget_locks_and_grows(p: &Pair) {
     // After the lock: three more wrong -> twice as long.
     wrongs(p, "a", 3, 200).await;
     assert_eq!(
-        p.a.begin_attempt("a", 201, &l).await.unwrap(),
+        p.a.begin_attempt(Budget::Sms, "a", 201, &l).await.unwrap(),
         Attempt::Locked { until: 320 }
     );
     assert!(p.b.unlock("a").await.unwrap());
     assert!(!p.a.unlock("a").await.unwrap(), "nothing left to clear");
     assert_eq!(
-        p.a.begin_attempt("a", 202, &l).await.unwrap(),
+        p.a.begin_attempt(Budget::Sms, "a", 202, &l).await.unwrap(),
         Attempt::Granted
     );
 }
@@ -101,15 +101,20 @@ pub async fn a_spent_budget_without_a_lock_becomes_the_lockout(p: &Pair) {
     let l = lockout();
     for i in 0..3 {
         assert_eq!(
-            p.nth(i).begin_attempt("a", 100, &l).await.unwrap(),
+            p.nth(i)
+                .begin_attempt(Budget::Sms, "a", 100, &l)
+                .await
+                .unwrap(),
             Attempt::Granted
         );
     }
     assert_eq!(
-        p.a.begin_attempt("a", 110, &l).await.unwrap(),
+        p.a.begin_attempt(Budget::Sms, "a", 110, &l).await.unwrap(),
         Attempt::Locked { until: 170 }
     );
-    p.b.finish_attempt("a", false, 111, &l).await.unwrap();
+    p.b.finish_attempt(Budget::Sms, "a", false, 111, &l)
+        .await
+        .unwrap();
     let st = p.a.lock_state("a", 112).await.unwrap();
     assert_eq!((st.locked_until, st.lockouts), (Some(170), 1));
 }
@@ -117,13 +122,15 @@ pub async fn a_spent_budget_without_a_lock_becomes_the_lockout(p: &Pair) {
 pub async fn success_clears_failures_and_window_expires(p: &Pair) {
     let l = lockout();
     wrongs(p, "a", 2, 0).await;
-    p.a.begin_attempt("a", 0, &l).await.unwrap();
-    p.b.finish_attempt("a", true, 0, &l).await.unwrap();
+    p.a.begin_attempt(Budget::Sms, "a", 0, &l).await.unwrap();
+    p.b.finish_attempt(Budget::Sms, "a", true, 0, &l)
+        .await
+        .unwrap();
     assert_eq!(p.a.lock_state("a", 0).await.unwrap().failures, 0);
     wrongs(p, "a", 2, 0).await;
     // The window passes: the count starts over.
     assert_eq!(
-        p.b.begin_attempt("a", 900, &l).await.unwrap(),
+        p.b.begin_attempt(Budget::Sms, "a", 900, &l).await.unwrap(),
         Attempt::Granted
     );
     assert_eq!(p.a.lock_state("a", 900).await.unwrap().failures, 1);
@@ -162,7 +169,9 @@ pub async fn escalation_decays_after_a_quiet_period(p: &Pair) {
                 .unwrap();
     }
     assert_eq!(
-        p.a.begin_attempt("a", now - 1, &l).await.unwrap(),
+        p.a.begin_attempt(Budget::Sms, "a", now - 1, &l)
+            .await
+            .unwrap(),
         Attempt::Locked { until: now }
     );
     wrongs(p, "a", 3, now).await;
@@ -319,16 +328,21 @@ pub async fn backup_guesses_have_their_own_budget_and_a_lock_is_told_once(p: &Pa
     // ... leaves the backup budget (2) whole, and back.
     for i in 0..2 {
         assert_eq!(
-            p.nth(i).begin_backup_attempt("a", 101, &l).await.unwrap(),
+            p.nth(i)
+                .begin_attempt(Budget::Backup, "a", 101, &l)
+                .await
+                .unwrap(),
             Attempt::Granted
         );
         p.nth(i + 1)
-            .finish_backup_attempt("a", false, 101, &l)
+            .finish_attempt(Budget::Backup, "a", false, 101, &l)
             .await
             .unwrap();
     }
     assert_eq!(
-        p.a.begin_backup_attempt("a", 102, &l).await.unwrap(),
+        p.a.begin_attempt(Budget::Backup, "a", 102, &l)
+            .await
+            .unwrap(),
         Attempt::Locked { until: 101 + 3600 }
     );
     assert_eq!(
@@ -398,7 +412,7 @@ pub async fn remove_user_forgets_everything(p: &Pair) {
     assert!(!p.a.opted_out("a").await.unwrap());
     assert_eq!(p.a.last_success("a", "tty").await.unwrap(), None);
     assert_eq!(p.a.lock_state("a", 5).await.unwrap(), Default::default());
-    assert!(p.a.begin_attempt("a", 5, &l).await.unwrap() == Attempt::Granted);
+    assert!(p.a.begin_attempt(Budget::Sms, "a", 5, &l).await.unwrap() == Attempt::Granted);
     assert!(
         p.b.mobile("keep").await.unwrap().is_some(),
         "another user kept"
@@ -421,7 +435,7 @@ pub async fn grace_stamps_are_per_context(p: &Pair) {
 pub async fn racing_guesses_get_exactly_the_budget(p: &Pair) {
     let l = lockout();
     let out = race(p, 50, |s, _| async move {
-        s.begin_attempt("a", 10, &l).await.unwrap()
+        s.begin_attempt(Budget::Sms, "a", 10, &l).await.unwrap()
     })
     .await;
     let granted = out.iter().filter(|a| **a == Attempt::Granted).count();
@@ -429,7 +443,9 @@ pub async fn racing_guesses_get_exactly_the_budget(p: &Pair) {
     // Judging them all wrong locks once, not once per guess.
     let l2 = l;
     race(p, granted, |s, _| async move {
-        s.finish_attempt("a", false, 11, &l2).await.unwrap()
+        s.finish_attempt(Budget::Sms, "a", false, 11, &l2)
+            .await
+            .unwrap()
     })
     .await;
     let st = p.a.lock_state("a", 11).await.unwrap();
@@ -439,7 +455,7 @@ pub async fn racing_guesses_get_exactly_the_budget(p: &Pair) {
 pub async fn racing_backup_guesses_get_exactly_the_backup_budget(p: &Pair) {
     let l = lockout();
     let out = race(p, 50, |s, _| async move {
-        s.begin_backup_attempt("a", 10, &l).await.unwrap()
+        s.begin_attempt(Budget::Backup, "a", 10, &l).await.unwrap()
     })
     .await;
     let granted = out.iter().filter(|a| **a == Attempt::Granted).count();
