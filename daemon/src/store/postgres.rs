@@ -158,41 +158,6 @@ impl PostgresStore {
         .map_err(|e| self.pg(e))
     }
 
-    async fn charge(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let counter = self.lock_counter(&tx, budget, user, now).await?;
-        let (attempt, next) = charged(lockout::charge(budget, l, counter, now));
-        if let Some(next) = next {
-            self.save_counter(&tx, budget, user, &next).await?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))?;
-        Ok(attempt)
-    }
-
-    async fn judge(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<(), StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let counter = self.lock_counter(&tx, budget, user, now).await?;
-        if let Some(next) = lockout::judge(budget, l, counter, right, now) {
-            self.save_counter(&tx, budget, user, &next).await?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))
-    }
-
     /// One statement outside a transaction: rows changed.
     async fn exec(
         &self,
@@ -273,9 +238,17 @@ impl Store for PostgresStore {
         budget: Budget,
         user: &str,
         now: i64,
-        lockout: &Lockout,
+        l: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        self.charge(budget, user, now, lockout).await
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
+        let counter = self.lock_counter(&tx, budget, user, now).await?;
+        let (attempt, next) = charged(lockout::charge(budget, l, counter, now));
+        if let Some(next) = next {
+            self.save_counter(&tx, budget, user, &next).await?;
+        }
+        tx.commit().await.map_err(|e| self.pg(e))?;
+        Ok(attempt)
     }
 
     async fn finish_attempt(
@@ -284,9 +257,15 @@ impl Store for PostgresStore {
         user: &str,
         right: bool,
         now: i64,
-        lockout: &Lockout,
+        l: &Lockout,
     ) -> Result<(), StoreError> {
-        self.judge(budget, user, right, now, lockout).await
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
+        let counter = self.lock_counter(&tx, budget, user, now).await?;
+        if let Some(next) = lockout::judge(budget, l, counter, right, now) {
+            self.save_counter(&tx, budget, user, &next).await?;
+        }
+        tx.commit().await.map_err(|e| self.pg(e))
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {

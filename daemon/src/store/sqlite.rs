@@ -92,33 +92,6 @@ impl SqliteStore {
     }
 }
 
-impl SqliteStore {
-    async fn charge(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.run(move |c| guesses::charge(c, budget, &user, now, &lockout))
-            .await
-    }
-
-    async fn judge(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.run(move |c| guesses::judge(c, budget, &user, right, now, &lockout))
-            .await
-    }
-}
-
 fn migrate(conn: &Connection) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     for (i, sql) in schema::MIGRATIONS
@@ -199,7 +172,9 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        self.charge(budget, user, now, lockout).await
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::charge(c, budget, &user, now, &lockout))
+            .await
     }
 
     async fn finish_attempt(
@@ -210,7 +185,9 @@ impl Store for SqliteStore {
         now: i64,
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
-        self.judge(budget, user, right, now, lockout).await
+        let (user, lockout) = (user.to_string(), *lockout);
+        self.run(move |c| guesses::judge(c, budget, &user, right, now, &lockout))
+            .await
     }
 
     async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
