@@ -114,6 +114,12 @@ impl Ctl {
         run_bounded(self.command(args), args, Some(Box::new(answer)))
     }
 
+    /// `smsotpctl --socket SOCKET ARGS...` on a terminal of its own, as a
+    /// user at a shell runs it.
+    pub fn on_terminal(&self, args: &[&str]) -> crate::pty::Pty {
+        crate::pty::Pty::spawn(&mut self.command(args))
+    }
+
     fn command(&self, args: &[&str]) -> Command {
         let mut cmd = match &self.as_user {
             Some(user) => {

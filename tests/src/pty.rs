@@ -174,6 +174,11 @@ impl Pty {
     pub fn send_line(&mut self, line: &str) {
         let mut data = line.as_bytes().to_vec();
         data.push(b'\r');
+        self.send_raw(&data);
+    }
+
+    /// Types these bytes as they are (`b"\x03"` is Ctrl-C).
+    pub fn send_raw(&mut self, data: &[u8]) {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut off = 0;
         while off < data.len() {
@@ -186,6 +191,17 @@ impl Pty {
                 }
                 Err(e) => panic!("write to pty of {}: {e}", self.what),
             }
+        }
+    }
+
+    /// Whether the terminal echoes what is typed (the pty pair shares one
+    /// set of terminal settings, so the master reads the program's).
+    pub fn echoes(&self) -> bool {
+        // SAFETY: tcgetattr fills a termios for our open descriptor.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(self.master.as_raw_fd(), &mut t), 0);
+            t.c_lflag & libc::ECHO != 0
         }
     }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub mod backup;
+mod hidden_input;
 pub mod mobile;
 pub mod optout;
 pub mod output;

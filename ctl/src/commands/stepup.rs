@@ -78,7 +78,7 @@ fn answer(resp: Response) -> Result<Reply, Failure> {
 
 fn read_code(prompt: &str) -> Result<Zeroizing<String>, Failure> {
     let line = if std::io::stdin().is_terminal() {
-        read_tty(prompt)
+        super::hidden_input::read_line(prompt)
     } else {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{prompt}");
@@ -92,26 +92,6 @@ fn read_code(prompt: &str) -> Result<Zeroizing<String>, Failure> {
         return Err(failed("no confirmation code was given"));
     }
     Ok(code)
-}
-
-/// Prompts on the terminal with echo off and puts the terminal back as it
-/// was, even when reading fails.
-fn read_tty(prompt: &str) -> std::io::Result<Zeroizing<String>> {
-    use nix::sys::termios::{self, LocalFlags, SetArg};
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")?;
-    let saved = termios::tcgetattr(&tty)?;
-    let mut quiet = saved.clone();
-    quiet.local_flags.remove(LocalFlags::ECHO);
-    quiet.local_flags.insert(LocalFlags::ECHONL);
-    (&tty).write_all(prompt.as_bytes())?;
-    termios::tcsetattr(&tty, SetArg::TCSAFLUSH, &quiet)?;
-    let mut line = Zeroizing::new(String::new());
-    let read = std::io::BufReader::new(&tty).read_line(&mut line);
-    termios::tcsetattr(&tty, SetArg::TCSAFLUSH, &saved)?;
-    read.map(|_| line)
 }
 
 #[cfg(test)]
