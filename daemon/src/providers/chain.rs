@@ -195,6 +195,15 @@ impl Chain {
     /// is skipped by its breaker, each is tried once anyway: an open
     /// breaker saves time, it must not by itself fail a login.
     pub async fn send_with(&self, sms: &Sms, meta: &SendMeta) -> Result<Delivery, ChainError> {
+        let result = self.send_through(sms, meta).await;
+        crate::metrics::attempts(match &result {
+            Ok(d) => &d.attempts,
+            Err(e) => &e.attempts,
+        });
+        result
+    }
+
+    async fn send_through(&self, sms: &Sms, meta: &SendMeta) -> Result<Delivery, ChainError> {
         let enc = encoding::analyze(&sms.body);
         tracing::debug!(
             to = %sms.to.masked(self.mask_visible),
