@@ -172,31 +172,30 @@ pub fn budget_refused(reason: &str) {
         .inc();
 }
 
-/// Every try one send made, with its result and time.
-pub fn attempts(attempts: &[Attempt]) {
+/// One finished try at a provider, with its result and time.
+pub fn attempt(a: &Attempt) {
     let m = &*METRICS;
-    for a in attempts {
-        let result = match &a.outcome {
-            AttemptOutcome::Sent(_) => "sent",
-            AttemptOutcome::Skipped { .. } => "skipped",
-            AttemptOutcome::Failed(ProviderError::Retryable(_)) => "retryable",
-            AttemptOutcome::Failed(ProviderError::RateLimited { .. }) => "rate_limited",
-            AttemptOutcome::Failed(ProviderError::Permanent(_)) => "permanent",
-            AttemptOutcome::Failed(ProviderError::Recipient(_)) => "recipient",
-            AttemptOutcome::Failed(ProviderError::Config(_)) => "config",
-        };
-        let provider = a.provider.clone();
-        m.sends
-            .get_or_create(&SendLabels {
-                provider: provider.clone(),
-                result,
+    let result = match &a.outcome {
+        AttemptOutcome::Sent(_) => "sent",
+        AttemptOutcome::Skipped { .. } => "skipped",
+        AttemptOutcome::Failed(ProviderError::Retryable(_)) => "retryable",
+        AttemptOutcome::Failed(ProviderError::RateLimited { .. }) => "rate_limited",
+        AttemptOutcome::Failed(ProviderError::Permanent(_)) => "permanent",
+        AttemptOutcome::Failed(ProviderError::Recipient(_)) => "recipient",
+        AttemptOutcome::Failed(ProviderError::Config(_)) => "config",
+    };
+    m.sends
+        .get_or_create(&SendLabels {
+            provider: a.provider.clone(),
+            result,
+        })
+        .inc();
+    if !matches!(a.outcome, AttemptOutcome::Skipped { .. }) {
+        m.latency
+            .get_or_create(&ProviderLabels {
+                provider: a.provider.clone(),
             })
-            .inc();
-        if !matches!(a.outcome, AttemptOutcome::Skipped { .. }) {
-            m.latency
-                .get_or_create(&ProviderLabels { provider })
-                .observe(a.elapsed.as_secs_f64());
-        }
+            .observe(a.elapsed.as_secs_f64());
     }
 }
 
