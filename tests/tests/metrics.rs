@@ -231,3 +231,56 @@ fn counters_equal_the_logins_performed_and_labels_name_nobody() {
     assert!(get(port, &huge).starts_with("HTTP/1.1 431 "));
     d.assert_log_clean(&[]);
 }
+
+#[test]
+fn a_flood_of_idle_connections_costs_four_slots_for_five_seconds_and_no_login() {
+    require_root("only root may ask the daemon for another user's code");
+    let user = unique_name("metf");
+    let port = free_port();
+    let d = Daemon::builder()
+        .user(&user, MOBILE)
+        .section("metrics", &format!("listen = \"127.0.0.1:{port}\""))
+        .start();
+    let pamd = PamConfDir::new();
+    pamd.smsotp_service(SERVICE, &d.socket(), "timeout=10");
+    // 20 connections that never send a byte.
+    let idle: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        })
+        .collect();
+    // A login meanwhile is not slowed by them.
+    let started = std::time::Instant::now();
+    login_with(
+        &pamd,
+        SERVICE,
+        &user,
+        Items::default(),
+        type_newest_code(&d.outbox()),
+    )
+    .assert_code(PAM_SUCCESS);
+    let login_took = started.elapsed();
+    assert!(login_took < Duration::from_secs(5), "{login_took:?}");
+    // Those over the 4 slots are closed at once; the 4 at the deadline.
+    // (Read newest first: the first 4 accepted are the ones held.)
+    let mut closed_at = Vec::new();
+    for mut s in idle.into_iter().rev() {
+        let mut b = [0u8; 1];
+        let n = s.read(&mut b).unwrap_or(0);
+        assert_eq!(n, 0, "an idle connection got an answer");
+        closed_at.push(started.elapsed());
+    }
+    let soon = login_took + Duration::from_secs(1);
+    let early = closed_at.iter().filter(|t| **t < soon).count();
+    assert!(early >= 16, "closed at {closed_at:?}");
+    let last = closed_at.iter().max().unwrap();
+    assert!(
+        *last < Duration::from_secs(8),
+        "held past the 5 s deadline: {closed_at:?}"
+    );
+    eprintln!("{early} of 20 closed at once, the last at {last:?}; the login took {login_took:?}");
+    // And scrapes are answered again.
+    assert!(get(port, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+}
