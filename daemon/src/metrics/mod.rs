@@ -202,6 +202,10 @@ pub fn attempt(a: &Attempt) {
 /// The exposition (OpenMetrics text, `# EOF` last), the breaker gauges
 /// read from the providers configured now.
 pub fn render(state: &Arc<State>) -> String {
+    // One render at a time: the endpoint and the textfile must not see
+    // each other's half-rebuilt breaker gauges.
+    static RENDERING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = RENDERING.lock().unwrap_or_else(|p| p.into_inner());
     let m = &*METRICS;
     let rt = state.runtime();
     // A reload may have renamed or removed providers: their gauges go.
