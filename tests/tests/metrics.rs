@@ -13,7 +13,9 @@ use smsotp_tests::flows::*;
 use smsotp_tests::libpam::{PAM_AUTH_ERR, PAM_SUCCESS};
 use smsotp_tests::outbox::wrong_code;
 use smsotp_tests::pamd::PamConfDir;
-use smsotp_tests::policy_kit::{login_with, no_prompt, run_bounded, wait_until, Items};
+use smsotp_tests::policy_kit::{
+    closed_port, ctl, login_with, no_prompt, run_bounded, wait_until, Items,
+};
 use smsotp_tests::sshd::free_port;
 use smsotp_tests::{require_root, unique_name};
 use std::collections::BTreeMap;
@@ -283,4 +285,55 @@ fn a_flood_of_idle_connections_costs_four_slots_for_five_seconds_and_no_login() 
     eprintln!("{early} of 20 closed at once, the last at {last:?}; the login took {login_took:?}");
     // And scrapes are answered again.
     assert!(get(port, "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+}
+
+#[test]
+fn a_failing_provider_shows_in_sends_latency_and_its_open_breaker() {
+    require_root("smsotpctl test-sms needs root");
+    let user = unique_name("metb");
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::builder()
+        .user(&user, MOBILE)
+        .provider(&format!(
+            "type = \"http\"\nname = \"down\"\nurl = \"http://127.0.0.1:{}/sms\"\n\
+             payload = '{{\"to\": {{{{mobile}}}}, \"text\": {{{{body}}}}}}'\nretries = 0\nbreaker_failures = 1\n",
+            closed_port()
+        ))
+        .provider(&format!(
+            "type = \"outbox\"\nname = \"spare\"\npath = \"{}\"\n",
+            dir.path().join("spare.jsonl").display()
+        ))
+        .section("metrics", &format!("listen = \"127.0.0.1:{port}\""))
+        .start();
+    ctl(&d.socket(), &["test-sms", &user]).expect_code(0);
+    let answer = get(port, "GET /metrics HTTP/1.1\r\n\r\n");
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    let samples = parse(body, true);
+    for (name, labels, want) in [
+        (
+            "smsotp_sends_total",
+            vec![("provider", "down"), ("result", "retryable")],
+            1.0,
+        ),
+        (
+            "smsotp_sends_total",
+            vec![("provider", "spare"), ("result", "sent")],
+            1.0,
+        ),
+        ("smsotp_sends_total", vec![], 2.0),
+        (
+            "smsotp_provider_latency_seconds_count",
+            vec![("provider", "down")],
+            1.0,
+        ),
+        ("smsotp_breaker_open", vec![("provider", "down")], 1.0),
+        ("smsotp_breaker_open", vec![("provider", "spare")], 0.0),
+    ] {
+        assert_eq!(
+            value(&samples, name, &labels),
+            want,
+            "{name}{labels:?} in\n{body}"
+        );
+    }
 }
