@@ -141,6 +141,23 @@ async fn deliveries_verify_with_the_published_verifier_and_replays_do_not() {
 }
 
 #[tokio::test]
+async fn an_unpadded_secret_is_the_same_key() {
+    let rx = Receiver::start(&[NEW]);
+    let s = Setup::new();
+    let key = s.secret_file("nopad.key", NEW.trim_end_matches('='));
+    let toml = format!(
+        "[[provider]]\ntype = \"webhook\"\nurl = \"{}\"\nsecret_file = \"{}\"\nretries = 0\n",
+        rx.url,
+        key.display()
+    );
+    s.chain(&toml)
+        .send_with(&sms(), &SendMeta::default())
+        .await
+        .unwrap();
+    assert_eq!(strings(&rx.log()[0]["now"]), ["ok"]);
+}
+
+#[tokio::test]
 async fn during_a_rotation_both_keys_verify() {
     // Receivers part-way through the rotation: one still on the old key,
     // one already on the new, one on neither.

@@ -154,7 +154,12 @@ fn key_of(
                     "a Standard Webhooks secret starts with `whsec_` {how}"
                 ));
             };
-            let key = match base64::engine::general_purpose::STANDARD.decode(b64) {
+            // Padded or not: generators differ, the verifiers accept both.
+            use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+            let key = match STANDARD
+                .decode(b64)
+                .or_else(|_| STANDARD_NO_PAD.decode(b64))
+            {
                 Ok(k) => Zeroizing::new(k),
                 Err(_) => return fail(&format!("the text after `whsec_` is not base64 {how}")),
             };
