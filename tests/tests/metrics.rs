@@ -30,7 +30,10 @@ const SERVICE: &str = "metrics-test";
 
 /// Parses exposition text with prometheus_client; one entry per sample:
 /// `[name, {label: value}, value]`.
-fn parse(text: &str, openmetrics: bool) -> Vec<(String, BTreeMap<String, String>, f64)> {
+/// A parsed sample: name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+fn parse(text: &str, openmetrics: bool) -> Vec<Sample> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let ran = run_bounded(
         Command::new("bash").arg(root.join("scripts/test-venv.sh")),
@@ -69,13 +72,10 @@ fn parse(text: &str, openmetrics: bool) -> Vec<(String, BTreeMap<String, String>
         .collect()
 }
 
-/// The value of the sample `name` whose labels include `want`; 0 if none.
-fn value(
-    samples: &[(String, BTreeMap<String, String>, f64)],
-    name: &str,
-    want: &[(&str, &str)],
-) -> f64 {
-    samples
+/// The sum of the samples `name` whose labels include `want`; `None`
+/// if there is none.
+fn value(samples: &[Sample], name: &str, want: &[(&str, &str)]) -> Option<f64> {
+    let hits: Vec<f64> = samples
         .iter()
         .filter(|(n, l, _)| {
             n == name
@@ -84,7 +84,30 @@ fn value(
                     .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
         })
         .map(|s| s.2)
-        .sum()
+        .collect();
+    (!hits.is_empty()).then(|| hits.iter().sum())
+}
+
+/// Checks `name{k=v,...} VALUE` lines against the samples; the labels
+/// given select (a line without labels sums the whole family).
+fn assert_samples(samples: &[Sample], expect: &[&str], text: &str) {
+    for e in expect {
+        let (series, want) = e.rsplit_once(' ').unwrap();
+        let (name, labels) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        let labels: Vec<(&str, &str)> = labels
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap())
+            .collect();
+        let want: f64 = want.parse().unwrap();
+        // A zero must be a series that says 0, not a missing one.
+        let got =
+            value(samples, name, &labels).unwrap_or_else(|| panic!("no series for {e} in\n{text}"));
+        assert_eq!(got, want, "{e} in\n{text}");
+    }
 }
 
 fn get(port: u16, request: &str) -> String {
@@ -146,51 +169,23 @@ fn counters_equal_the_logins_performed_and_labels_name_nobody() {
     );
     let samples = parse(body, true);
     let expect = [
-        (
-            "smsotp_verifications_total",
-            vec![("method", "sms"), ("result", "ok")],
-            2.0,
-        ),
-        (
-            "smsotp_verifications_total",
-            vec![("method", "sms"), ("result", "wrong")],
-            1.0,
-        ),
-        (
-            "smsotp_sends_total",
-            vec![("provider", "outbox"), ("result", "sent")],
-            2.0,
-        ),
-        ("smsotp_budget_refusals_total", vec![("kind", "user")], 1.0),
-        ("smsotp_lockouts_total", vec![], 0.0),
-        ("smsotp_events_total", vec![("event", "code_sent")], 2.0),
-        ("smsotp_events_total", vec![("event", "wrong_code")], 1.0),
-        ("smsotp_events_total", vec![("event", "verified")], 2.0),
-        ("smsotp_events_total", vec![("event", "send_refused")], 1.0),
-        (
-            "smsotp_provider_latency_seconds_count",
-            vec![("provider", "outbox")],
-            2.0,
-        ),
-        ("smsotp_breaker_open", vec![("provider", "outbox")], 0.0),
+        "smsotp_verifications_total{method=sms,result=ok} 2",
+        "smsotp_verifications_total{method=sms,result=wrong} 1",
+        "smsotp_sends_total{provider=outbox,result=sent} 2",
+        "smsotp_budget_refusals_total{kind=user} 1",
+        "smsotp_lockouts_total 0",
+        "smsotp_events_total{event=code_sent} 2",
+        "smsotp_events_total{event=wrong_code} 1",
+        "smsotp_events_total{event=verified} 2",
+        "smsotp_events_total{event=send_refused} 1",
+        "smsotp_provider_latency_seconds_count{provider=outbox} 2",
+        "smsotp_breaker_open{provider=outbox} 0",
+        // Exactly those sends, verifications and refusals: nothing else.
+        "smsotp_sends_total 2",
+        "smsotp_verifications_total 3",
+        "smsotp_budget_refusals_total 1",
     ];
-    for (name, labels, want) in &expect {
-        assert_eq!(
-            value(&samples, name, labels),
-            *want,
-            "{name}{labels:?} in\n{body}"
-        );
-    }
-    // Exactly those sends, verifications and refusals: nothing else counted.
-    for name in [
-        "smsotp_sends_total",
-        "smsotp_verifications_total",
-        "smsotp_budget_refusals_total",
-    ] {
-        let all = value(&samples, name, &[]);
-        let listed: f64 = expect.iter().filter(|e| e.0 == name).map(|e| e.2).sum();
-        assert_eq!(all, listed, "{name} in\n{body}");
-    }
+    assert_samples(&samples, &expect, body);
     assert!(
         samples.iter().any(|(n, _, _)| n == "smsotp_breaker_open"),
         "the breaker gauge is there: {body}"
@@ -213,14 +208,7 @@ fn counters_equal_the_logins_performed_and_labels_name_nobody() {
         t.contains("event=\"send_refused\"").then_some(t)
     })
     .expect("the textfile is written within its interval");
-    let from_file = parse(&text, false);
-    for (name, labels, want) in &expect {
-        assert_eq!(
-            value(&from_file, name, labels),
-            *want,
-            "{name}{labels:?} in\n{text}"
-        );
-    }
+    assert_samples(&parse(&text, false), &expect, &text);
     assert!(!text.contains("# EOF"), "{text}");
 
     // Only GET /metrics is served.
@@ -310,30 +298,13 @@ fn a_failing_provider_shows_in_sends_latency_and_its_open_breaker() {
     let answer = get(port, "GET /metrics HTTP/1.1\r\n\r\n");
     let body = answer.split_once("\r\n\r\n").unwrap().1;
     let samples = parse(body, true);
-    for (name, labels, want) in [
-        (
-            "smsotp_sends_total",
-            vec![("provider", "down"), ("result", "retryable")],
-            1.0,
-        ),
-        (
-            "smsotp_sends_total",
-            vec![("provider", "spare"), ("result", "sent")],
-            1.0,
-        ),
-        ("smsotp_sends_total", vec![], 2.0),
-        (
-            "smsotp_provider_latency_seconds_count",
-            vec![("provider", "down")],
-            1.0,
-        ),
-        ("smsotp_breaker_open", vec![("provider", "down")], 1.0),
-        ("smsotp_breaker_open", vec![("provider", "spare")], 0.0),
-    ] {
-        assert_eq!(
-            value(&samples, name, &labels),
-            want,
-            "{name}{labels:?} in\n{body}"
-        );
-    }
+    let expect = [
+        "smsotp_sends_total{provider=down,result=retryable} 1",
+        "smsotp_sends_total{provider=spare,result=sent} 1",
+        "smsotp_sends_total 2",
+        "smsotp_provider_latency_seconds_count{provider=down} 1",
+        "smsotp_breaker_open{provider=down} 1",
+        "smsotp_breaker_open{provider=spare} 0",
+    ];
+    assert_samples(&samples, &expect, body);
 }
