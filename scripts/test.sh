@@ -30,7 +30,7 @@ set -euo pipefail
 # fail instead when CI is set); postgresql (initdb, pg_ctl, psql) for the
 # throwaway clusters of the store conformance and fleet tests
 # (tests/src/pg.rs; they fail when CI is set and it is missing).
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql)
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql python3-venv)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -179,6 +179,8 @@ fi
 
 # --- 4. tests -----------------------------------------------------------------
 section "cargo test --workspace"
+# The PyPI verifiers (standardwebhooks, prometheus-client) some tests use.
+bounded 900 bash scripts/test-venv.sh
 bounded "$STEP_TIMEOUT" cargo test --workspace
 
 # --- 5. fuzzing (briefly) -----------------------------------------------------

@@ -7,6 +7,7 @@
 
 pub mod error;
 mod locate;
+pub mod metrics;
 pub mod mobile;
 pub mod perms;
 pub mod policy;

@@ -17,7 +17,7 @@ pub use modem::{ModemConfig, ModemSelect};
 pub use secret::{SecretRef, SecretSource};
 pub use twilio::{TwilioAuth, TwilioConfig, TWILIO_API_BASE};
 pub use vonage::{VonageConfig, VONAGE_API_BASE};
-pub use webhook::WebhookConfig;
+pub use webhook::{SignatureScheme, WebhookConfig};
 
 use crate::error::{ConfigError, Invalid};
 use crate::types::DEFAULT_OUTBOX;
@@ -67,7 +67,9 @@ impl ProviderConfig {
             ProviderConfig::Http(c) => c.auth.iter().map(HttpAuth::secret).collect(),
             ProviderConfig::Twilio(c) => vec![c.auth.secret()],
             ProviderConfig::Vonage(c) => vec![&c.api_secret],
-            ProviderConfig::Webhook(c) => vec![&c.secret],
+            ProviderConfig::Webhook(c) => std::iter::once(&c.secret)
+                .chain(c.previous_secret.as_ref())
+                .collect(),
         }
     }
 
@@ -96,7 +98,9 @@ impl ProviderConfig {
                 TwilioAuth::AuthToken(s) | TwilioAuth::ApiKey { secret: s, .. } => vec![s],
             },
             ProviderConfig::Vonage(c) => vec![&mut c.api_secret],
-            ProviderConfig::Webhook(c) => vec![&mut c.secret],
+            ProviderConfig::Webhook(c) => std::iter::once(&mut c.secret)
+                .chain(c.previous_secret.as_mut())
+                .collect(),
         }
     }
 

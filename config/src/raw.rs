@@ -40,6 +40,8 @@ pub struct RawConfig {
     pub backup_codes: RawBackupCodes,
     #[serde(default)]
     pub store: RawStore,
+    #[serde(default)]
+    pub metrics: crate::metrics::RawMetrics,
     #[serde(default, rename = "provider")]
     pub providers: Vec<crate::provider::RawProvider>,
 }

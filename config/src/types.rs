@@ -49,6 +49,7 @@ pub struct DaemonConfig {
     pub send_budget: SendBudget,
     pub backup_codes: BackupCodes,
     pub store: StoreConfig,
+    pub metrics: crate::metrics::MetricsConfig,
     pub providers: Vec<ProviderConfig>,
 }
 

@@ -138,6 +138,7 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         send_budget: policy::send_budget(raw.send_budget)?,
         backup_codes: policy::backup_codes(raw.backup_codes)?,
         store: policy::store(raw.store)?,
+        metrics: crate::metrics::validate(raw.metrics)?,
         providers,
     })
 }

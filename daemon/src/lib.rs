@@ -9,6 +9,7 @@ pub mod backup;
 pub mod hashing;
 pub mod listener;
 pub mod login;
+pub mod metrics;
 pub mod notice;
 pub mod otp;
 pub mod policy;

@@ -89,9 +89,10 @@ fn internal(e: StoreError) -> Response {
 }
 
 macro_rules! audit {
-    ($level:ident, $event:literal, $b:expr, $($rest:tt)*) => {
+    ($level:ident, $event:literal, $b:expr, $($rest:tt)*) => {{
+        $crate::metrics::event($event);
         $level!(event = $event, user = %$b.user, service = %$b.service, rhost = $b.rhost.as_deref().unwrap_or(""), $($rest)*)
-    };
+    }};
 }
 
 mod enroll;

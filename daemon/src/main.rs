@@ -137,6 +137,7 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
         "listening"
     );
     let state = State::new(config_path, runtime, store);
+    smsotpd::metrics::start(&state).await;
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),

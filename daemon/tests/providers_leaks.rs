@@ -11,7 +11,8 @@ use smsotpd::providers::SendMeta;
 
 const TOKEN: &str = "TwTokenLeakCanary0001";
 const VSECRET: &str = "VnSecretLeak02";
-const WKEY: &str = "WhKeyLeakCanary0003xyz";
+/// A Standard Webhooks secret whose base64 is itself a canary (24 bytes).
+const WKEY: &str = "whsec_WhKeyLeakCanary0003xyzAAAAAAAAAA";
 const BEARER: &str = "BearerLeakCanary0004";
 const CODE: &str = "918273";
 
@@ -140,6 +141,7 @@ async fn no_secret_in_trace_logs_errors_or_debug() {
         TOKEN,
         VSECRET,
         WKEY,
+        &WKEY[6..],
         BEARER,
         CODE,
         "15551234567",

@@ -1,6 +1,8 @@
-//! The signed event webhook: the Asgardeo-shaped event, and its signature
-//! checked by implementations that share no code with the daemon's (the
-//! `hmac` crate used directly, and `openssl dgst`).
+//! The signed event webhook: the Asgardeo-shaped event, and the older
+//! `signature_scheme = "smsotp-v1"` signature checked by implementations
+//! that share no code with the daemon's (the `hmac` crate used directly,
+//! and `openssl dgst`). The default, Standard Webhooks, is checked by its
+//! own published verifier in webhook_standard.rs.
 
 mod providers_support;
 
@@ -16,7 +18,8 @@ fn toml(s: &Setup, url: &str) -> String {
     let key = s.secret_file("webhook.key", KEY);
     format!(
         "[[provider]]\ntype = \"webhook\"\nurl = \"{url}\"\nsecret_file = \"{}\"\n\
-         issuer = \"smsotp-test\"\norganization = \"myorg\"\nretries = 0\n",
+         issuer = \"smsotp-test\"\norganization = \"myorg\"\nretries = 0\n\
+         signature_scheme = \"smsotp-v1\"\n",
         key.display()
     )
 }
@@ -57,6 +60,11 @@ async fn event_shape_and_signature_verify_independently() {
         ("POST", "/hooks/sms")
     );
     assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(
+        r.header("webhook-signature"),
+        None,
+        "the older scheme sends only its own header"
+    );
 
     // The event, as the seed describes Asgardeo's.
     let ev: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
@@ -163,15 +171,27 @@ async fn receiver_errors_are_classified() {
 async fn short_keys_and_remote_plain_http_are_refused() {
     let s = Setup::new();
     let key = s.secret_file("short.key", "tooshort");
-    let cfg = s.load(&format!(
-        "[[provider]]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nsecret_file = \"{}\"\n",
-        key.display()
-    ));
-    let e = smsotpd::providers::build(&cfg.providers[0])
-        .unwrap_err()
-        .to_string();
+    let build = |extra: &str| {
+        let cfg = s.load(&format!(
+            "[[provider]]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nsecret_file = \"{}\"\n{extra}",
+            key.display()
+        ));
+        smsotpd::providers::build(&cfg.providers[0])
+            .unwrap_err()
+            .to_string()
+    };
+    let e = build("signature_scheme = \"smsotp-v1\"\n");
     assert!(
         e.contains("secret_file: the signing secret needs at least 16 characters"),
+        "{e}"
+    );
+    assert!(!e.contains("tooshort"), "{e}");
+    // The default scheme wants a whsec_ key, and says how to make one or
+    // keep the old scheme.
+    let e = build("");
+    assert!(
+        e.contains("secret_file: a Standard Webhooks secret starts with `whsec_`")
+            && e.contains("signature_scheme = \"smsotp-v1\""),
         "{e}"
     );
     assert!(!e.contains("tooshort"), "{e}");

@@ -112,7 +112,7 @@ fn world() -> &'static World {
              issuer = \"smsotp-fuzz\"\norganization = \"org\"\nretries = 0\ntimeout_seconds = 2\n",
             secret(&dir, "twilio.token", "tw-auth-token-5ecret-value"),
             secret(&dir, "vonage.secret", "vonageSecret42xyz"),
-            secret(&dir, "webhook.key", "whsec-0123456789abcdef-fuzz-key"),
+            secret(&dir, "webhook.key", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
         );
         let path = dir.join("smsotpd.toml");
         std::fs::write(&path, toml).unwrap();

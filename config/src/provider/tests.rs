@@ -142,6 +142,37 @@ fn webhook_entry_and_mistakes() {
 }
 
 #[test]
+fn webhook_signature_scheme_and_rotation() {
+    use super::SignatureScheme;
+    let base = "[[provider]]\ntype = \"webhook\"\nurl = \"https://hooks.example/x\"\nsecret_file = \"/k\"\n";
+    let p = parse(base).unwrap();
+    let ProviderConfig::Webhook(w) = &p[0] else {
+        panic!()
+    };
+    assert_eq!(w.scheme, SignatureScheme::Standard, "standard by default");
+    assert!(w.previous_secret.is_none());
+    let p = parse(&format!("{base}previous_secret_file = \"/old\"\n")).unwrap();
+    assert_eq!(p[0].secrets().len(), 2, "both keys are read and located");
+    let p = parse(&format!("{base}signature_scheme = \"smsotp-v1\"\n")).unwrap();
+    let ProviderConfig::Webhook(w) = &p[0] else {
+        panic!()
+    };
+    assert_eq!(w.scheme, SignatureScheme::SmsotpV1);
+    let e = err(&format!("{base}signature_scheme = \"hmac\"\n"));
+    assert!(
+        e.contains(":5: provider[0].signature_scheme: must be \"standard\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}signature_scheme = \"smsotp-v1\"\nprevious_secret_file = \"/old\"\n"
+    ));
+    assert!(
+        e.contains("provider[0].previous_secret_file: needs signature_scheme = \"standard\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn modem_entry_and_mistakes() {
     let p = parse("[[provider]]\ntype = \"modem\"\n").unwrap();
     let ProviderConfig::Modem(m) = &p[0] else {

@@ -1,6 +1,9 @@
 //! `type = "webhook"`: the Asgardeo-style SMS OTP notification event,
 //! POSTed as JSON to a receiver that sends the SMS itself, signed with
-//! HMAC-SHA256 so the receiver can check origin and freshness.
+//! HMAC-SHA256 so the receiver can check origin and freshness: per the
+//! Standard Webhooks specification by default (receivers verify with a
+//! published library), or the older `Smsotp-Signature: t=...,v1=...`
+//! scheme for receivers written against it.
 
 use super::common::{self, HttpTransport, RawResilience, Resilience};
 use super::provider_name;
@@ -13,8 +16,13 @@ use std::path::PathBuf;
 pub struct WebhookConfig {
     pub name: String,
     pub url: String,
-    /// HMAC-SHA256 key shared with the receiver.
+    /// HMAC-SHA256 key shared with the receiver: `whsec_<base64>` for
+    /// the standard scheme, any text of 16+ characters for the legacy one.
     pub secret: SecretRef,
+    /// The key being rotated out: both signatures are sent until it is
+    /// removed, so receivers can move to the new key at their own pace.
+    pub previous_secret: Option<SecretRef>,
+    pub scheme: SignatureScheme,
     /// `securityData.iss`.
     pub issuer: String,
     /// `securityData.aud`; defaults to the URL.
@@ -26,6 +34,17 @@ pub struct WebhookConfig {
     pub transport: HttpTransport,
 }
 
+/// How deliveries are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureScheme {
+    /// standardwebhooks.com: `webhook-id`, `webhook-timestamp` and
+    /// `webhook-signature: v1,<base64 HMAC of "id.timestamp.body">`.
+    Standard,
+    /// `Smsotp-Signature: t=<ts>,v1=<hex HMAC of "ts.body">`, the scheme
+    /// before Standard Webhooks (`signature_scheme = "smsotp-v1"`).
+    SmsotpV1,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
@@ -34,6 +53,10 @@ pub struct RawWebhook {
     pub secret: Option<String>,
     pub secret_file: Option<PathBuf>,
     pub secret_credential: Option<String>,
+    pub previous_secret: Option<String>,
+    pub previous_secret_file: Option<PathBuf>,
+    pub previous_secret_credential: Option<String>,
+    pub signature_scheme: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub organization: Option<String>,
@@ -75,6 +98,34 @@ pub(crate) fn validate(i: usize, raw: RawWebhook) -> Result<WebhookConfig, Inval
         true,
     )?
     .ok_or_else(|| Invalid::new(key("secret"), "is required"))?;
+    let previous_secret = secret::validate(
+        &key("previous_secret"),
+        RawSecret {
+            inline: raw.previous_secret,
+            file: raw.previous_secret_file,
+            credential: raw.previous_secret_credential,
+        },
+        false,
+    )?;
+    let scheme = match raw.signature_scheme.as_deref() {
+        None | Some("standard") => SignatureScheme::Standard,
+        Some("smsotp-v1") => SignatureScheme::SmsotpV1,
+        Some(_) => {
+            return Err(Invalid::new(
+                key("signature_scheme"),
+                "must be \"standard\" (Standard Webhooks, the default) or \"smsotp-v1\" \
+                 (the older Smsotp-Signature header)",
+            ))
+        }
+    };
+    if let (SignatureScheme::SmsotpV1, Some(p)) = (scheme, &previous_secret) {
+        // Receivers of the old scheme read one v1 (the documented example
+        // keeps the last): a second one would break them, not rotate.
+        return Err(Invalid::new(
+            p.key.clone(),
+            "needs signature_scheme = \"standard\": the smsotp-v1 header carries one signature",
+        ));
+    }
     let audience = text(&key("audience"), raw.audience, &url)?;
     let organization = raw
         .organization
@@ -84,6 +135,8 @@ pub(crate) fn validate(i: usize, raw: RawWebhook) -> Result<WebhookConfig, Inval
         name: provider_name(&key("name"), raw.name, "webhook")?,
         url,
         secret,
+        previous_secret,
+        scheme,
         issuer: text(&key("issuer"), raw.issuer, "smsotp")?,
         audience,
         organization,

@@ -46,6 +46,7 @@ impl Login {
         };
         if let Some((reason, retry_after)) = refusal {
             audit!(warn, "send_refused", b, to = %rt.log_mobile(&mobile), reason = %reason, "send refused by policy");
+            crate::metrics::budget_refused(&reason);
             if backup {
                 return Ok(self.open_backup_only(rt, reason));
             }
@@ -126,6 +127,7 @@ impl Login {
                 reason,
                 retry_after,
             }) => {
+                crate::metrics::budget_refused(&reason);
                 let reason = match retry_after {
                     Some(s) => format!("{reason}; try again in {}", human_secs(s)),
                     None => reason,

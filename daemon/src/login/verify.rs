@@ -216,6 +216,10 @@ impl Login {
     /// The audit line of a checked wrong guess.
     fn audit_wrong(&self, outcome: Outcome, method: VerifyMethod) {
         let b = &self.begin;
+        if let Outcome::Wrong { .. } | Outcome::Exhausted = outcome {
+            let backup = method == VerifyMethod::BackupCode;
+            crate::metrics::guess_failed(backup, outcome == Outcome::Exhausted);
+        }
         match outcome {
             Outcome::Wrong { attempts_left } => audit!(
                 info,

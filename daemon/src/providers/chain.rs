@@ -225,12 +225,15 @@ impl Chain {
                                 retry_in_s = retry_in.as_secs(),
                                 "skipped: circuit breaker open"
                             );
-                            attempts.push(Attempt {
-                                provider: slot.provider.name().to_string(),
-                                try_number: 0,
-                                outcome: AttemptOutcome::Skipped { retry_in },
-                                elapsed: Duration::ZERO,
-                            });
+                            record(
+                                &mut attempts,
+                                Attempt {
+                                    provider: slot.provider.name().to_string(),
+                                    try_number: 0,
+                                    outcome: AttemptOutcome::Skipped { retry_in },
+                                    elapsed: Duration::ZERO,
+                                },
+                            );
                             continue;
                         }
                     }
@@ -296,23 +299,29 @@ impl Chain {
             let error = match result {
                 Ok(receipt) => {
                     slot.breaker.success();
-                    attempts.push(Attempt {
-                        provider: name.to_string(),
-                        try_number,
-                        outcome: AttemptOutcome::Sent(receipt.clone()),
-                        elapsed,
-                    });
+                    record(
+                        attempts,
+                        Attempt {
+                            provider: name.to_string(),
+                            try_number,
+                            outcome: AttemptOutcome::Sent(receipt.clone()),
+                            elapsed,
+                        },
+                    );
                     return Some(receipt);
                 }
                 Err(e) => e,
             };
             tracing::warn!(provider = name, to = %sms.to.masked(self.mask_visible), try_number, error = %error, "send failed");
-            attempts.push(Attempt {
-                provider: name.to_string(),
-                try_number,
-                outcome: AttemptOutcome::Failed(error.clone()),
-                elapsed,
-            });
+            record(
+                attempts,
+                Attempt {
+                    provider: name.to_string(),
+                    try_number,
+                    outcome: AttemptOutcome::Failed(error.clone()),
+                    elapsed,
+                },
+            );
             let delay = (try_number <= retries && error.is_retryable())
                 .then(|| retry_delay(&error, slot.policy.backoff, try_number))
                 .flatten()
@@ -344,6 +353,13 @@ impl Chain {
             );
         }
     }
+}
+
+/// Notes a finished try, counted in the metrics as it ends: a send that
+/// the caller's deadline drops midway still counts the tries it made.
+fn record(attempts: &mut Vec<Attempt>, attempt: Attempt) {
+    crate::metrics::attempt(&attempt);
+    attempts.push(attempt);
 }
 
 /// Whether sleeping `delay` still leaves a try a fair chance (200 ms)
