@@ -268,5 +268,6 @@ use Reply::Text;
 mod backup_and_locks;
 mod codes;
 mod enroll;
+mod languages;
 mod reasons_and_logs;
 mod unavailable;
