@@ -86,7 +86,16 @@ fn login(builder: DaemonBuilder, lang: Option<&str>) -> (Outcome, Vec<String>, D
     (outcome, bodies, d)
 }
 
-fn assert_logged_in(outcome: &Outcome, prompt: &str, wrong: &str) {
+/// A user of `lang` logs in (wrong code, then right): both prompts are
+/// `prompt`, the one error `wrong`, and the one SMS `template` filled in.
+fn assert_lang(
+    builder: DaemonBuilder,
+    lang: Option<&str>,
+    prompt: &str,
+    wrong: &str,
+    template: &str,
+) -> Daemon {
+    let (outcome, bodies, d) = login(builder, lang);
     outcome.assert_code(PAM_SUCCESS);
     // Two rounds, both the module's prompt in the user's language (also
     // the guard against libpam falling back to /etc/pam.d/other).
@@ -96,21 +105,24 @@ fn assert_logged_in(outcome: &Outcome, prompt: &str, wrong: &str) {
         "{outcome}"
     );
     assert_eq!(outcome.transcript.errors(), vec![wrong], "{outcome}");
+    assert_eq!(bodies.len(), 1, "exactly one SMS: {bodies:?}");
+    let filled = template
+        .replace("{{host}}", "testhost")
+        .replace("{{code}}", &code_in(&bodies[0]))
+        .replace("{{expiry_minutes}}", "5");
+    assert_eq!(bodies[0], filled);
+    d
 }
 
-fn filled(template: &str, code: &str) -> String {
-    template
-        .replace("{{host}}", "testhost")
-        .replace("{{code}}", code)
-        .replace("{{expiry_minutes}}", "5")
-}
+const DE_WRONG: &str = "Falscher Code. Noch 2 Versuche.";
+const FR_WRONG: &str = "Code erroné. Encore 2 essais.";
+const EN_WRONG: &str = "Wrong code. 2 tries left.";
+const EN_SMS: &str =
+    "Your login code for {{host}} is {{code}}. It expires in {{expiry_minutes}} minutes.";
 
 #[test]
 fn german_user_gets_a_german_sms_and_german_prompts() {
-    let (outcome, bodies, d) = login(daemon(), Some("de"));
-    assert_logged_in(&outcome, DE_PROMPT, "Falscher Code. Noch 2 Versuche.");
-    assert_eq!(bodies.len(), 1, "{bodies:?}");
-    assert_eq!(bodies[0], filled(DE_SMS, &code_in(&bodies[0])));
+    let d = assert_lang(daemon(), Some("de"), DE_PROMPT, DE_WRONG, DE_SMS);
     // ü is in GSM 03.38: still one GSM-7 segment.
     let log = d.log();
     assert!(log.contains("segments=1 encoding=\"GSM-7\""), "{log}");
@@ -120,29 +132,17 @@ fn german_user_gets_a_german_sms_and_german_prompts() {
 #[test]
 fn french_canadian_user_gets_the_french_sms_and_french_prompts() {
     // No fr-CA table: fr-CA -> fr.
-    let (outcome, bodies, _d) = login(daemon(), Some("fr-CA"));
-    assert_logged_in(&outcome, FR_PROMPT, "Code erroné. Encore 2 essais.");
-    assert_eq!(bodies, vec![filled(FR_SMS, &code_in(&bodies[0]))]);
+    assert_lang(daemon(), Some("fr-CA"), FR_PROMPT, FR_WRONG, FR_SMS);
 }
 
 #[test]
 fn austrian_german_falls_back_to_german() {
-    let (outcome, bodies, _d) = login(daemon(), Some("de-AT"));
-    assert_logged_in(&outcome, DE_PROMPT, "Falscher Code. Noch 2 Versuche.");
-    assert_eq!(bodies, vec![filled(DE_SMS, &code_in(&bodies[0]))]);
+    assert_lang(daemon(), Some("de-AT"), DE_PROMPT, DE_WRONG, DE_SMS);
 }
 
 #[test]
 fn a_language_without_template_or_catalogue_gets_the_default_sms_and_english() {
-    let (outcome, bodies, _d) = login(daemon(), Some("it"));
-    assert_logged_in(&outcome, EN_PROMPT, "Wrong code. 2 tries left.");
-    let code = code_in(&bodies[0]);
-    assert_eq!(
-        bodies,
-        vec![format!(
-            "Your login code for testhost is {code}. It expires in 5 minutes."
-        )]
-    );
+    assert_lang(daemon(), Some("it"), EN_PROMPT, EN_WRONG, EN_SMS);
 }
 
 #[test]
@@ -151,17 +151,13 @@ fn users_without_a_language_get_message_default_lang() {
     let builder = Daemon::builder()
         .message("default_lang = \"fr\"")
         .message(&format!("template = {}", toml_str(FR_SMS)));
-    let (outcome, bodies, _d) = login(builder, None);
-    assert_logged_in(&outcome, FR_PROMPT, "Code erroné. Encore 2 essais.");
-    assert_eq!(bodies, vec![filled(FR_SMS, &code_in(&bodies[0]))]);
+    assert_lang(builder, None, FR_PROMPT, FR_WRONG, FR_SMS);
 }
 
 #[test]
 fn a_cyrillic_template_is_sent_and_counted_as_ucs2() {
     // The module has no Russian: English prompts, Russian SMS.
-    let (outcome, bodies, d) = login(daemon(), Some("ru"));
-    assert_logged_in(&outcome, EN_PROMPT, "Wrong code. 2 tries left.");
-    assert_eq!(bodies, vec![filled(RU_SMS, &code_in(&bodies[0]))]);
+    let d = assert_lang(daemon(), Some("ru"), EN_PROMPT, EN_WRONG, RU_SMS);
     // 92 UTF-16 units: two UCS-2 segments (one would hold 70).
     let log = d.log();
     assert!(log.contains("segments=2 encoding=\"UCS-2\""), "{log}");
