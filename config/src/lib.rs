@@ -6,6 +6,7 @@
 //! administrator can fix it without reading our source.
 
 pub mod error;
+pub mod lang;
 mod locate;
 pub mod metrics;
 pub mod mobile;
@@ -19,6 +20,7 @@ pub mod users;
 mod validate;
 
 pub use error::ConfigError;
+pub use lang::LangTag;
 pub use mobile::Mobile;
 pub use policy::{
     service_family, BackupCodes, Cidr, Lockout, NameRule, NoMobile, PgSslMode, Policy,

@@ -62,12 +62,28 @@ pub struct RawMessage {
     pub template: Option<String>,
     pub mask_visible_digits: Option<i64>,
     pub origin_bound: Option<bool>,
+    /// The language of `template`, and of users without one.
+    pub default_lang: Option<String>,
+    /// Most SMS segments any template may take at its longest.
+    pub max_segments: Option<i64>,
+    /// `[message.lang.de] template = "..."`: one table per language.
+    #[serde(default)]
+    pub lang: BTreeMap<String, RawLangMessage>,
 }
 
-/// `users.toml`: `[users]` then `login = "+E164"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLangMessage {
+    pub template: Option<String>,
+}
+
+/// `users.toml`: `[users]` then `login = "+E164"` or
+/// `login = { mobile = "+E164", lang = "de" }`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawUsers {
     #[serde(default)]
-    pub users: BTreeMap<String, String>,
+    /// A TOML value, checked in `users.rs`: an untagged enum would turn
+    /// every mistake into "did not match any variant".
+    pub users: BTreeMap<String, toml::Value>,
 }

@@ -1,9 +1,11 @@
 //! Validated configuration. Every value here is in range; the daemon can
 //! use it without further checks.
 
+use crate::lang::LangTag;
 use crate::policy::{BackupCodes, Lockout, Policy, Resend, SendBudget, StoreConfig};
 use crate::provider::ProviderConfig;
 use crate::template::Template;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,7 +39,16 @@ pub struct DaemonConfig {
     pub hostname: Option<String>,
     pub log_level: LogLevel,
     pub otp: OtpPolicy,
+    /// The default template: `message.template`, in `default_lang`.
     pub message: Template,
+    /// `message.default_lang`: the language of users who have none.
+    pub default_lang: LangTag,
+    /// `[message.lang.TAG] template`, by canonical tag; see
+    /// [`DaemonConfig::template_for`] for the fallback chain.
+    pub lang_templates: BTreeMap<LangTag, Template>,
+    /// `message.max_segments`: the most SMS segments any template may take
+    /// at its longest (checked by the daemon, which knows the hostname).
+    pub max_segments: u8,
     /// Digits of the number left visible on the prompt and in logs (0-4).
     pub mask_visible_digits: u8,
     /// Append the WICG origin-bound line (`@host #code`) so phones can

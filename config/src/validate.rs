@@ -5,7 +5,6 @@ use crate::error::Invalid;
 use crate::policy;
 use crate::provider::{OutboxConfig, ProviderConfig};
 use crate::raw::{RawConfig, RawOtp};
-use crate::template::{Template, Var};
 use crate::types::*;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -66,11 +65,8 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         }
     };
     let message_text = raw.message.template.as_deref().unwrap_or(DEFAULT_TEMPLATE);
-    let message = Template::parse(message_text, &Var::MESSAGE)
-        .map_err(|e| Invalid::new("message.template", e))?;
-    if !message.uses(Var::Code) {
-        return Err(Invalid::new("message.template", "must contain {{code}}"));
-    }
+    let message = crate::lang::message_template("message.template", message_text)?;
+    let languages = crate::lang::languages(&raw.message)?;
     let mut providers = Vec::with_capacity(raw.providers.len().max(1));
     for (i, p) in raw.providers.into_iter().enumerate() {
         providers.push(crate::provider::validate(i, p)?);
@@ -124,6 +120,9 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         log_level,
         otp: otp(raw.otp)?,
         message,
+        default_lang: languages.default_lang,
+        lang_templates: languages.templates,
+        max_segments: languages.max_segments,
         mask_visible_digits: in_range(
             "message.mask_visible_digits",
             raw.message.mask_visible_digits,

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod authz;
 pub mod backup;
 pub mod hashing;
+pub mod lang;
 pub mod listener;
 pub mod login;
 pub mod metrics;

@@ -335,6 +335,7 @@ impl Login {
             backup_allowed: a.backup_allowed,
             notice: a.notice.clone(),
             show_reasons: self.policy.show_failure_reason,
+            lang: Some(crate::lang::user_lang(rt, &self.begin.user).to_string()),
         })
     }
 }

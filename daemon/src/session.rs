@@ -7,7 +7,9 @@ use crate::authz::Peer;
 use crate::login::{bad_request, Login, Next};
 use crate::state::State;
 use crate::wire::{read_frame, write_frame};
-use smsotp_proto::{ErrorKind, FrameError, Request, Response, PROTOCOL_VERSION};
+use smsotp_proto::{
+    ErrorKind, FrameError, Request, Response, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,6 +28,8 @@ pub struct Session<S> {
     /// however often it sends requests: a `status` every few seconds must
     /// not keep a slot forever (issue 9, finding 3).
     admin_until: Instant,
+    /// The protocol the client said hello with; answers are shaped for it.
+    version: u32,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -37,6 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             state,
             login: None,
             admin_until,
+            version: PROTOCOL_VERSION,
         }
     }
 
@@ -81,6 +86,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Err(e) => (bad_request(e.to_string()), Next::Close),
                 Ok(()) => self.handle(req).await,
             };
+            let resp = resp.for_version(self.version);
             if write_frame(&mut self.stream, &resp).await.is_err() || next == Next::Close {
                 return;
             }
@@ -94,9 +100,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
         .await;
         let resp = match hello {
-            Ok(Ok(Request::Hello { version, .. })) if version == PROTOCOL_VERSION => {
+            Ok(Ok(Request::Hello { version, .. }))
+                if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) =>
+            {
+                self.version = version;
                 Response::Hello {
-                    version: PROTOCOL_VERSION,
+                    version,
                     server: crate::SERVER_NAME.to_string(),
                 }
             }
@@ -111,7 +120,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     &Response::Error {
                         kind: ErrorKind::UnsupportedVersion,
                         message: format!(
-                            "this daemon speaks protocol {PROTOCOL_VERSION}, not {version}"
+                            "this daemon speaks protocols {MIN_PROTOCOL_VERSION} to {PROTOCOL_VERSION}, not {version}"
                         ),
                     },
                 )

@@ -26,6 +26,9 @@ pub enum LoadError {
     /// A file others could change (or, for secrets, read).
     #[error("{0}")]
     Permissions(#[from] PermError),
+    /// A template that can take more SMS segments than allowed.
+    #[error("{0}")]
+    Segments(String),
     #[error("provider {name}: {error}")]
     Provider {
         name: String,
@@ -60,6 +63,7 @@ impl Runtime {
             })?);
         }
         let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
+        crate::lang::check_segments(&config, &hostname).map_err(LoadError::Segments)?;
         let chain = Chain::new(list).masking(usize::from(config.mask_visible_digits));
         Ok(Runtime {
             config,

@@ -80,6 +80,7 @@ where
         prompts: 0,
         resends: 0,
         show_reasons: true,
+        t: &messages::EN,
     };
     let end = login.run(failmode, begin, connect);
     login.finish(end)
@@ -153,9 +154,12 @@ struct Login<'a, C, L> {
     prompts: u32,
     resends: u32,
     /// From the current challenge: false replaces every failure message
-    /// with [`messages::AUTH_FAILED`]. True until a challenge exists, so
+    /// with `auth_failed`. True until a challenge exists, so
     /// refusals before one are shown as the daemon words them.
     show_reasons: bool,
+    /// The user's language, from the current challenge; English until one
+    /// exists (the daemon says it only with a challenge).
+    t: &'static messages::Texts,
 }
 
 impl<C: Conversation, L: Log> Login<'_, C, L> {
@@ -207,9 +211,14 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 let left = info
                     .expires_in_secs
                     .saturating_sub(issued.elapsed().as_secs());
-                prompt::challenge_prompt(info.masked_mobile.as_str(), left, info.resends_left)
+                prompt::challenge_prompt(
+                    self.t,
+                    info.masked_mobile.as_str(),
+                    left,
+                    info.resends_left,
+                )
             } else {
-                prompt::backup_only_prompt(info.notice.as_deref())
+                prompt::backup_only_prompt(self.t, info.notice.as_deref())
             };
             let reply = match self.conv.prompt_secret(&text) {
                 Ok(Some(reply)) => reply,
@@ -231,7 +240,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     "prompt {}: reply too long to be a code",
                     self.prompts
                 ));
-                self.fail_msg(messages::NOT_A_CODE);
+                self.fail_msg(self.t.not_a_code);
                 continue;
             } else {
                 self.debug(&format!("prompt {}: verifying a reply", self.prompts));
@@ -267,6 +276,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     );
                 }
                 self.show_reasons = info.show_reasons;
+                self.t = messages::for_tag(info.lang.as_deref());
                 self.debug(&format!(
                     "challenge: sent to {} sms_sent={} backup_allowed={} show_reasons={} expires_in={}s resends_left={} attempts_left={}",
                     prompt::mask(info.masked_mobile.as_str()),
@@ -291,7 +301,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     VerifyMethod::Sms => end,
                     VerifyMethod::BackupCode => {
                         self.conv
-                            .info(&messages::backup_accepted(backup_codes_left));
+                            .info(&messages::backup_accepted(self.t, backup_codes_left));
                         let end = end.with("method", "backup-code");
                         match backup_codes_left {
                             Some(n) => end.with("backup_codes_left", n),
@@ -316,7 +326,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             // Zero tries left can only end the login; treating it as
             // exhausted keeps a confused daemon from looping the prompt.
             Response::Wrong { attempts_left: 0 } | Response::TriesExhausted => {
-                self.fail_msg(messages::TRIES_EXHAUSTED);
+                self.fail_msg(self.t.tries_exhausted);
                 Next::Done(End::new(
                     PamResultCode::PAM_MAXTRIES,
                     "tries-exhausted",
@@ -325,16 +335,16 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             }
             Response::Wrong { attempts_left } if prompting => {
                 self.debug(&format!("wrong code, attempts_left={attempts_left}"));
-                self.fail_msg(&messages::wrong(attempts_left));
+                self.fail_msg(&messages::wrong(self.t, attempts_left));
                 Next::Prompt
             }
             Response::Expired { can_resend: true } if prompting => {
                 self.debug("code expired, resend possible");
-                self.fail_msg(messages::EXPIRED_RESEND);
+                self.fail_msg(self.t.expired_resend);
                 Next::Prompt
             }
             Response::Expired { .. } => {
-                self.fail_msg(messages::EXPIRED);
+                self.fail_msg(self.t.expired);
                 Next::Done(End::new(
                     PamResultCode::PAM_AUTH_ERR,
                     "expired",
@@ -346,11 +356,11 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     "resend refused: {}",
                     messages::daemon_text(&reason)
                 ));
-                self.fail_msg(&messages::resend_refused(&reason));
+                self.fail_msg(&messages::resend_refused(self.t, &reason));
                 Next::Prompt
             }
             Response::Locked { retry_after_secs } => {
-                self.fail_msg(&messages::locked(retry_after_secs));
+                self.fail_msg(&messages::locked(self.t, retry_after_secs));
                 Next::Done(
                     End::new(PamResultCode::PAM_AUTH_ERR, "locked", Level::Notice)
                         .with("retry_after", format!("{retry_after_secs}s")),
@@ -360,7 +370,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 reason,
                 retry_after_secs,
             } => {
-                self.fail_msg(&messages::send_refused(&reason, retry_after_secs));
+                self.fail_msg(&messages::send_refused(self.t, &reason, retry_after_secs));
                 let end = End::new(PamResultCode::PAM_AUTH_ERR, "send-refused", Level::Notice)
                     .because(messages::daemon_text(&reason));
                 Next::Done(match retry_after_secs {
@@ -369,7 +379,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 })
             }
             Response::NoMobile => {
-                self.conv.error(messages::NO_MOBILE);
+                self.conv.error(self.t.no_mobile);
                 Next::Done(End::new(
                     PamResultCode::PAM_AUTH_ERR,
                     "no-mobile",
@@ -377,7 +387,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 ))
             }
             Response::SendFailed => {
-                self.conv.error(messages::SEND_FAILED);
+                self.conv.error(self.t.send_failed);
                 Next::Done(End::new(
                     PamResultCode::PAM_AUTHINFO_UNAVAIL,
                     "send-failed",

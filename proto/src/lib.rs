@@ -25,4 +25,9 @@ pub use secret::Secret;
 /// Version of the message set below. Bump on any change to a message.
 /// 3: self-service backup codes and opt-out take an SMS step-up
 /// (`code` in the request, `step_up` in the answer).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: the challenge says the user's language (`lang`).
+pub const PROTOCOL_VERSION: u32 = 4;
+/// The oldest protocol the daemon still serves. 4 only added a field to
+/// an answer, so a module of protocol 3 (still loaded in a running sshd
+/// during an upgrade) keeps working; it gets answers without that field.
+pub const MIN_PROTOCOL_VERSION: u32 = 3;

@@ -246,6 +246,13 @@ pub struct ChallengeInfo {
     /// (`show_failure_reason = false`); the module then says only
     /// "Authentication failed."
     pub show_reasons: bool,
+    /// The user's language (a BCP 47 tag such as `de-AT`) for the module's
+    /// prompts and messages. Protocol 4; absent from older daemons and
+    /// never sent to clients of protocol 3, whose strict parsing would
+    /// refuse the field ([`Response::for_version`]). An unknown or absent
+    /// language means English.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<String>,
 }
 
 /// A masked number is short and printable; keeping it in a fixed buffer
@@ -401,6 +408,20 @@ fn check_code(code: &Secret) -> Result<(), ValidationError> {
         });
     }
     Ok(())
+}
+
+impl Response {
+    /// This answer as a client that said hello with `version` can read it:
+    /// fields newer than its protocol are dropped (protocol 3 has no
+    /// `lang`). The daemon calls it on every answer it writes.
+    pub fn for_version(mut self, version: u32) -> Response {
+        if version < 4 {
+            if let Response::Challenge(info) = &mut self {
+                info.lang = None;
+            }
+        }
+        self
+    }
 }
 
 impl BeginRequest {

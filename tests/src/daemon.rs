@@ -21,6 +21,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct DaemonBuilder {
     users: Vec<(String, String)>,
+    /// `name = VALUE` lines written as given (the table form).
+    user_lines: Vec<String>,
     top: Vec<String>,
     otp: Vec<String>,
     message: Vec<String>,
@@ -35,6 +37,7 @@ impl Default for DaemonBuilder {
     fn default() -> Self {
         DaemonBuilder {
             users: Vec::new(),
+            user_lines: Vec::new(),
             top: Vec::new(),
             otp: Vec::new(),
             message: Vec::new(),
@@ -53,6 +56,14 @@ impl DaemonBuilder {
     /// `[users] name = "mobile"` in users.toml.
     pub fn user(mut self, name: &str, mobile: &str) -> Self {
         self.users.push((name.into(), mobile.into()));
+        self
+    }
+
+    /// `[users] name = VALUE` with VALUE as raw TOML, e.g.
+    /// `{ mobile = "+4915112345678", lang = "de" }`.
+    pub fn user_line(mut self, name: &str, value: &str) -> Self {
+        self.user_lines
+            .push(format!("{} = {value}", toml_str(name)));
         self
     }
 
@@ -174,7 +185,45 @@ impl DaemonBuilder {
         for (name, mobile) in &self.users {
             s += &format!("{} = {}\n", toml_str(name), toml_str(mobile));
         }
+        for line in &self.user_lines {
+            s += line;
+            s += "\n";
+        }
         s
+    }
+
+    /// Writes the files into `dir` as an admin keeps them; the config path.
+    fn write_files(&self, dir: &Path) -> PathBuf {
+        let config = dir.join("smsotpd.toml");
+        fs::write(&config, self.config_text(dir)).expect("write config");
+        // As an admin keeps it: the daemon refuses inline secrets in a
+        // config others can read.
+        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod config");
+        fs::write(dir.join("users.toml"), self.users_text()).expect("write users");
+        // Whatever the umask: the daemon refuses a users file that group or
+        // others could change.
+        fs::set_permissions(dir.join("users.toml"), fs::Permissions::from_mode(0o644))
+            .expect("chmod users");
+        config
+    }
+
+    /// `smsotpd --check-config` on these files: exit status and stderr.
+    pub fn check_config(self) -> (Option<i32>, String) {
+        let dir = tempfile::Builder::new()
+            .prefix("smsotp-check-")
+            .tempdir_in("/tmp")
+            .expect("create temp dir");
+        let config = self.write_files(dir.path());
+        let out = Command::new(paths::smsotpd())
+            .arg("--config")
+            .arg(&config)
+            .arg("--check-config")
+            .output()
+            .expect("run smsotpd --check-config");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// Writes the files, starts the daemon, waits for its hello.
@@ -186,19 +235,7 @@ impl DaemonBuilder {
             .expect("create temp dir");
         // Reachable by the unprivileged uid of the permission tests.
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
-        let config = dir.path().join("smsotpd.toml");
-        fs::write(&config, self.config_text(dir.path())).expect("write config");
-        // As an admin keeps it: the daemon refuses inline secrets in a
-        // config others can read.
-        fs::set_permissions(&config, fs::Permissions::from_mode(0o600)).expect("chmod config");
-        fs::write(dir.path().join("users.toml"), self.users_text()).expect("write users");
-        // Whatever the umask: the daemon refuses a users file that group or
-        // others could change.
-        fs::set_permissions(
-            dir.path().join("users.toml"),
-            fs::Permissions::from_mode(0o644),
-        )
-        .expect("chmod users");
+        let config = self.write_files(dir.path());
         let mut daemon = Daemon {
             dir,
             config,

@@ -168,7 +168,7 @@ async fn send_code(
     challenge: &Challenge,
 ) -> bool {
     let minutes = challenge.policy().expiry.as_secs().div_ceil(60);
-    let mut body = rt.config.message.render(|var, out| match var {
+    let mut body = crate::lang::template(rt, &b.user).render(|var, out| match var {
         Var::Code => out.push_str(code),
         Var::ExpiryMinutes => out.push_str(&minutes.to_string()),
         Var::Host => out.push_str(&rt.hostname),

@@ -15,14 +15,14 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 return Err(prompt_limit());
             }
             self.prompts = self.prompts.saturating_add(1);
-            let reply = match self.conv.prompt_echo(prompt::ASK_MOBILE) {
+            let reply = match self.conv.prompt_echo(self.t.ask_mobile) {
                 Ok(Some(reply)) => reply,
                 Ok(None) => return Err(conv_failed("no reply")),
                 Err(e) => return Err(conv_failed(e)),
             };
             let typed = reply.expose().trim();
             if typed.is_empty() {
-                self.conv.error(messages::NO_MOBILE_GIVEN);
+                self.conv.error(self.t.no_mobile_given);
                 return Err(End::new(
                     PamResultCode::PAM_AUTH_ERR,
                     "no-mobile-given",
@@ -41,7 +41,8 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     "enrolment prompt {attempt}: number refused locally ({})",
                     e.problem
                 ));
-                self.conv.error(&messages::invalid_mobile(e.problem));
+                self.conv
+                    .error(&messages::invalid_mobile(self.t, e.problem));
                 continue;
             }
             self.debug(&format!("enrolment prompt {attempt}: sending the number"));
@@ -55,7 +56,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 Next::Challenge(info) => return Ok(info),
                 Next::InvalidMobile(reason) => {
                     self.debug(&format!("enrolment prompt {attempt}: number refused"));
-                    self.conv.error(&messages::invalid_mobile(&reason));
+                    self.conv.error(&messages::invalid_mobile(self.t, &reason));
                 }
                 Next::Done(end) => return Err(end),
                 Next::Prompt | Next::AskMobile => {

@@ -11,13 +11,13 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
         if self.show_reasons {
             self.conv.error(specific);
         } else {
-            self.conv.error(messages::AUTH_FAILED);
+            self.conv.error(self.t.auth_failed);
         }
     }
 
     /// The link failed after the daemon had answered begin.
     pub(super) fn link_lost(&mut self, e: ClientError) -> End {
-        self.conv.error(messages::UNAVAILABLE);
+        self.conv.error(self.t.unavailable);
         End::new(
             PamResultCode::PAM_AUTHINFO_UNAVAIL,
             "connection-lost",
@@ -75,7 +75,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 .because(format!("{step}: {e}"))
             }
             FailMode::Secure => {
-                self.conv.error(messages::UNAVAILABLE);
+                self.conv.error(self.t.unavailable);
                 End::new(
                     PamResultCode::PAM_AUTHINFO_UNAVAIL,
                     "unavailable",
@@ -94,18 +94,18 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 "daemon-refused",
                 Level::Warning,
             ),
-            ClientError::Backlog { .. } => (messages::BUSY.to_string(), "busy", Level::Warning),
+            ClientError::Backlog { .. } => (self.t.busy.to_string(), "busy", Level::Warning),
             // Whoever listens could answer "verified" to anything: the
             // administrator must hear of it.
             ClientError::NotRoot { .. } => (
-                messages::UNAVAILABLE.to_string(),
+                self.t.unavailable.to_string(),
                 "daemon-not-root",
                 Level::Alert,
             ),
             _ => (String::new(), "daemon-unresponsive", Level::Warning),
         };
         self.conv.error(if shown.is_empty() {
-            messages::UNAVAILABLE
+            self.t.unavailable
         } else {
             &shown
         });
@@ -113,7 +113,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
     }
 
     pub(super) fn protocol_error(&mut self, what: &str) -> End {
-        self.conv.error(messages::UNAVAILABLE);
+        self.conv.error(self.t.unavailable);
         End::new(
             PamResultCode::PAM_AUTHINFO_UNAVAIL,
             "protocol-error",

@@ -162,6 +162,7 @@ fn info(expires_in_secs: u64, resends_left: u32) -> ChallengeInfo {
         backup_allowed: false,
         notice: None,
         show_reasons: true,
+        lang: None,
     }
 }
 
@@ -267,5 +268,6 @@ use Reply::Text;
 mod backup_and_locks;
 mod codes;
 mod enroll;
+mod languages;
 mod reasons_and_logs;
 mod unavailable;

@@ -1,0 +1,36 @@
+//! Deutsch. `r` stays the key for a new code: it is what the module reads.
+
+use super::catalogue::Texts;
+
+pub const DE: Texts = Texts {
+    unavailable: "Der SMS-Code-Dienst ist nicht erreichbar.",
+    busy: "Der SMS-Code-Dienst ist ausgelastet; bitte gleich noch einmal versuchen.",
+    tries_exhausted: "Zu viele falsche Codes. Melden Sie sich erneut an, um einen neuen Code zu erhalten.",
+    expired_resend: "Der Code ist abgelaufen. Geben Sie 'r' ein, um einen neuen zu erhalten.",
+    expired: "Der Code ist abgelaufen.",
+    no_mobile: "Für dieses Konto ist keine Mobilnummer für SMS-Codes hinterlegt. Wenden Sie sich an Ihre Administration.",
+    send_failed: "Der SMS-Code konnte nicht gesendet werden. Versuchen Sie es später erneut oder wenden Sie sich an Ihre Administration.",
+    not_a_code: "Falscher Code.",
+    auth_failed: "Authentifizierung fehlgeschlagen.",
+    no_mobile_given: "Keine Mobilnummer angegeben.",
+    wrong_one: "Falscher Code. Noch 1 Versuch.",
+    wrong_many: "Falscher Code. Noch {n} Versuche.",
+    resend_refused: "Kein weiterer Code möglich: {reason}",
+    locked: "Zu viele falsche Codes: SMS-Codes sind für dieses Konto für {time} gesperrt.",
+    send_refused_bare: "Jetzt kann kein Code gesendet werden.",
+    send_refused: "Jetzt kann kein Code gesendet werden: {reason}.",
+    try_again: "Versuchen Sie es in {time} erneut.",
+    invalid_mobile: "Diese Nummer kann nicht verwendet werden: {reason}",
+    backup_accepted: "Backup-Code akzeptiert.",
+    backup_left_one: "Backup-Code akzeptiert. Noch 1 Backup-Code übrig.",
+    backup_left_many: "Backup-Code akzeptiert. Noch {n} Backup-Codes übrig.",
+    backup_renew: "Neue erzeugen mit: smsotpctl backup-codes generate",
+    seconds: "{n} s",
+    minutes: "{n} Min.",
+    code_prompt: "Code an {mobile} gesendet (läuft in {time} ab). {tail}",
+    tail_resend: "Code eingeben oder 'r' für einen neuen: ",
+    tail_plain: "Code eingeben: ",
+    backup_only: "Es wurde keine SMS gesendet. Backup-Code eingeben: ",
+    backup_only_notice: "Es wurde keine SMS gesendet ({notice}). Backup-Code eingeben: ",
+    ask_mobile: "Für SMS-Codes ist keine Mobilnummer hinterlegt. Geben Sie Ihre Mobilnummer mit Ländervorwahl ein (z. B. +4915112345678): ",
+};

@@ -1,0 +1,36 @@
+//! English: the texts docs/CONTRACT.md fixes, and the fallback.
+
+use super::catalogue::Texts;
+
+pub const EN: Texts = Texts {
+    unavailable: "The SMS code service is unavailable.",
+    busy: "The SMS code service is busy; try again shortly.",
+    tries_exhausted: "Too many wrong codes. Log in again to get a new code.",
+    expired_resend: "The code has expired. Type 'r' for a new one.",
+    expired: "The code has expired.",
+    no_mobile: "No mobile number is registered for SMS codes on this account. Ask your administrator.",
+    send_failed: "The SMS code could not be sent. Try again later or contact your administrator.",
+    not_a_code: "Wrong code.",
+    auth_failed: "Authentication failed.",
+    no_mobile_given: "No mobile number given.",
+    wrong_one: "Wrong code. 1 try left.",
+    wrong_many: "Wrong code. {n} tries left.",
+    resend_refused: "Cannot send another code: {reason}",
+    locked: "Too many wrong codes: SMS codes are locked for this account for {time}.",
+    send_refused_bare: "Cannot send a code now.",
+    send_refused: "Cannot send a code now: {reason}.",
+    try_again: "Try again in {time}.",
+    invalid_mobile: "That number cannot be used: {reason}",
+    backup_accepted: "Backup code accepted.",
+    backup_left_one: "Backup code accepted. 1 backup code left.",
+    backup_left_many: "Backup code accepted. {n} backup codes left.",
+    backup_renew: "Generate new ones with: smsotpctl backup-codes generate",
+    seconds: "{n} s",
+    minutes: "{n} min",
+    code_prompt: "Code sent to {mobile} (expires in {time}). {tail}",
+    tail_resend: "Enter code, or 'r' to resend: ",
+    tail_plain: "Enter code: ",
+    backup_only: "No SMS was sent. Enter a backup code: ",
+    backup_only_notice: "No SMS was sent ({notice}). Enter a backup code: ",
+    ask_mobile: "No mobile number is registered for SMS codes. Enter your mobile number with country code (e.g. +15551234567): ",
+};

@@ -1,0 +1,36 @@
+//! Français. `r` stays the key for a new code: it is what the module reads.
+
+use super::catalogue::Texts;
+
+pub const FR: Texts = Texts {
+    unavailable: "Le service de codes SMS est indisponible.",
+    busy: "Le service de codes SMS est surchargé ; réessayez dans un instant.",
+    tries_exhausted: "Trop de codes erronés. Reconnectez-vous pour recevoir un nouveau code.",
+    expired_resend: "Le code a expiré. Tapez 'r' pour en recevoir un nouveau.",
+    expired: "Le code a expiré.",
+    no_mobile: "Aucun numéro de mobile n'est enregistré pour les codes SMS sur ce compte. Contactez votre administrateur.",
+    send_failed: "Le code SMS n'a pas pu être envoyé. Réessayez plus tard ou contactez votre administrateur.",
+    not_a_code: "Code erroné.",
+    auth_failed: "Échec de l'authentification.",
+    no_mobile_given: "Aucun numéro de mobile saisi.",
+    wrong_one: "Code erroné. Encore 1 essai.",
+    wrong_many: "Code erroné. Encore {n} essais.",
+    resend_refused: "Impossible d'envoyer un autre code : {reason}",
+    locked: "Trop de codes erronés : les codes SMS sont bloqués pour ce compte pendant {time}.",
+    send_refused_bare: "Impossible d'envoyer un code maintenant.",
+    send_refused: "Impossible d'envoyer un code maintenant : {reason}.",
+    try_again: "Réessayez dans {time}.",
+    invalid_mobile: "Ce numéro ne peut pas être utilisé : {reason}",
+    backup_accepted: "Code de secours accepté.",
+    backup_left_one: "Code de secours accepté. Il reste 1 code de secours.",
+    backup_left_many: "Code de secours accepté. Il reste {n} codes de secours.",
+    backup_renew: "Générez-en de nouveaux avec : smsotpctl backup-codes generate",
+    seconds: "{n} s",
+    minutes: "{n} min",
+    code_prompt: "Code envoyé au {mobile} (expire dans {time}). {tail}",
+    tail_resend: "Saisissez le code, ou 'r' pour en recevoir un nouveau : ",
+    tail_plain: "Saisissez le code : ",
+    backup_only: "Aucun SMS n'a été envoyé. Saisissez un code de secours : ",
+    backup_only_notice: "Aucun SMS n'a été envoyé ({notice}). Saisissez un code de secours : ",
+    ask_mobile: "Aucun numéro de mobile n'est enregistré pour les codes SMS. Saisissez votre numéro avec l'indicatif du pays (ex. +33612345678) : ",
+};
