@@ -11,9 +11,10 @@
 //! prompt), is kept only as a keyed hash, and every guess at it is charged
 //! to the user's guess budget, so it is no cheaper to guess than a login.
 
-use crate::admin::{internal, lookup};
 use crate::authz::Peer;
+use crate::numbers::lookup;
 use crate::otp::{self, Challenge, Outcome};
+use crate::reply::store_failed as internal;
 use crate::state::{Runtime, State};
 use crate::store::{unix_now, Attempt, Budget, SendDecision, SendKind, SendRequest};
 use smsotp_config::CodeKind;
@@ -148,6 +149,7 @@ async fn try_send(
     let req = SendRequest {
         user,
         rhost: None,
+        host: &rt.hostname,
         kind: SendKind::First,
         budget: &rt.config.send_budget,
         resend: &rt.config.resend,

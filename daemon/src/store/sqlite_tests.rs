@@ -9,6 +9,7 @@ fn open(dir: &Path) -> SqliteStore {
         path: dir.join("state.db"),
         sync: StoreSync::Normal,
         backend: smsotp_config::StoreBackend::Sqlite,
+        timeout: std::time::Duration::from_secs(3),
     })
     .unwrap()
 }

@@ -62,6 +62,7 @@ mod sqlite {
             path: dir.path().join("state.db"),
             sync: StoreSync::Normal,
             backend: smsotp_config::StoreBackend::Sqlite,
+            timeout: std::time::Duration::from_secs(3),
         };
         let a = SqliteStore::open(&cfg).unwrap();
         let b = SqliteStore::open(&cfg).unwrap();
@@ -134,7 +135,7 @@ mod postgres {
         let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
         assert_eq!(
             pg.psql(db, "SELECT version FROM smsotp.schema_version"),
-            "1"
+            "2"
         );
         // And once more: nothing left to do.
         let s = PostgresStore::open(&config(url)).await.unwrap();

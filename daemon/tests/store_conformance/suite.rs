@@ -184,6 +184,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
         per_user_per_hour: 3,
         per_rhost_per_hour: 4,
         global_per_hour: 5,
+        global_scope: Default::default(),
         allowed_countries: vec![],
     };
     let resend = Resend {
@@ -192,6 +193,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
         cooldown: Duration::from_secs(30),
     };
     let req = |user: &'static str, rhost: Option<&'static str>, kind| SendRequest {
+        host: "host-a",
         user,
         rhost,
         kind,
@@ -479,6 +481,7 @@ pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
         per_user_per_hour: 4,
         per_rhost_per_hour: 100,
         global_per_hour: 100,
+        global_scope: Default::default(),
         allowed_countries: vec![],
     };
     let resend = Resend {
@@ -491,6 +494,7 @@ pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
         let (budget, resend) = (Arc::clone(&budget), Arc::clone(&resend));
         async move {
             let req = SendRequest {
+                host: "host-a",
                 user: "a",
                 rhost: Some("h"),
                 kind: SendKind::First,
