@@ -4,7 +4,7 @@
 //! between them.
 
 use smsotp_config::{Lockout, Resend, SendBudget};
-use smsotpd::store::{Attempt, Budget, SendDecision, SendKind, SendRequest, Store};
+use smsotpd::store::{Attempt, Budget, Clock, SendDecision, SendKind, SendRequest, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +13,24 @@ use std::time::Duration;
 pub struct Pair {
     pub a: Arc<dyn Store>,
     pub b: Arc<dyn Store>,
+    /// The fixed clock both handles' request-level calls read.
+    pub clock: Clock,
     _keep: Box<dyn std::any::Any + Send>,
 }
 
 impl Pair {
-    pub fn new(a: Arc<dyn Store>, b: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Pair {
-        Pair { a, b, _keep: keep }
+    pub fn new(
+        a: Arc<dyn Store>,
+        b: Arc<dyn Store>,
+        clock: Clock,
+        keep: Box<dyn std::any::Any + Send>,
+    ) -> Pair {
+        Pair {
+            a,
+            b,
+            clock,
+            _keep: keep,
+        }
     }
 
     /// The handle for the n-th of many racing callers.
@@ -27,7 +39,7 @@ impl Pair {
     }
 }
 
-fn lockout() -> Lockout {
+pub fn lockout() -> Lockout {
     Lockout {
         max_failures: 3,
         window: Duration::from_secs(900),
