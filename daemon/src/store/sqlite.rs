@@ -19,6 +19,7 @@ use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{Mobile, StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ pub struct SqliteStore {
     path: Arc<PathBuf>,
     clock: Clock,
     timeout: Duration,
+    /// Jobs handed to the thread, each at most one transaction: what a
+    /// request costs, for tests and measurements.
+    requests: Arc<AtomicU64>,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -88,6 +92,7 @@ impl SqliteStore {
             path: Arc::new(path),
             clock: Clock::system(),
             timeout: cfg.timeout,
+            requests: Arc::default(),
         })
     }
 
@@ -95,6 +100,11 @@ impl SqliteStore {
     pub fn with_clock(mut self, clock: Clock) -> SqliteStore {
         self.clock = clock;
         self
+    }
+
+    /// Store requests made so far (one hand-off to the thread each).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Runs `f` on the store thread and waits for its answer, at most the
@@ -106,6 +116,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |c| {
             let _ = tx.send(f(c));
