@@ -1,10 +1,14 @@
 //! Durable state behind one trait: enrolled numbers, backup-code hashes,
 //! failure and lockout counters, send budgets, opt-outs, grace stamps.
 //!
-//! Callers see only this trait, so a PostgreSQL backend for fleets (one
-//! backup code spent on one host is spent on all) can follow without
-//! touching them. Times are Unix seconds from the wall clock: these records
-//! outlive the process, so the monotonic clock cannot serve.
+//! Callers see only this trait: SQLite for one host, PostgreSQL for a
+//! fleet (one backup code spent on one host is spent on all). A login
+//! request is one call and one transaction ([`Store::challenge`],
+//! [`Store::guess`]; a backup code two); the per-call methods serve admin
+//! requests. Times are Unix seconds: these records outlive the process,
+//! so the monotonic clock cannot serve. The request-level calls take them
+//! from the store's [`Clock`] (PostgreSQL's `now()` for a fleet); the
+//! per-call ones from their caller.
 
 mod guesses;
 mod pg_connect;
