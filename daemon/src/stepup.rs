@@ -17,9 +17,7 @@ use crate::otp::{self, Challenge, Outcome};
 use crate::reply::store_failed as internal;
 use crate::rules::challenge::Step;
 use crate::state::{Runtime, State};
-use crate::store::{
-    ChallengeQuery, Guess, GuessQuery, Number, SendDecision, SendKind, SendRequest,
-};
+use crate::store::{ChallengeQuery, Guess, GuessQuery, SendDecision, SendKind, SendRequest};
 use smsotp_config::CodeKind;
 use smsotp_proto::{CodeAlphabet, ErrorKind, MaskedMobile, Response, Secret, StepUpInfo};
 use std::collections::HashMap;
@@ -141,23 +139,15 @@ async fn try_send(
     // One transaction: the lock (another session may hold it), the
     // country and the send budgets. The number may not have been proven
     // by a login yet, so no lockout notice goes to it from here.
-    let query = ChallengeQuery {
-        grace: None,
-        opt_out_counts: false,
-        number: Number::Given(&mobile),
-        backup_counts: false,
-        send_without_number: false,
-        reserve: true,
-        notice: false,
-        send: SendRequest {
-            user,
-            rhost: None,
-            host: &rt.hostname,
-            kind: SendKind::First,
-            budget: &rt.config.send_budget,
-            resend: &rt.config.resend,
-        },
+    let send = SendRequest {
+        user,
+        rhost: None,
+        host: &rt.hostname,
+        kind: SendKind::First,
+        budget: &rt.config.send_budget,
+        resend: &rt.config.resend,
     };
+    let query = ChallengeQuery::send_to(&mobile, send);
     let out = state.store.challenge(query).await.map_err(internal)?;
     let refused = match (out.step, out.send) {
         (Step::Locked { until, .. }, _) => return Ok(locked(until, out.now)),

@@ -9,7 +9,7 @@ use crate::policy;
 use crate::reply::store_failed;
 use crate::rules::challenge::Step;
 use crate::state::State;
-use crate::store::{ChallengeQuery, Number, SendDecision, SendKind};
+use crate::store::{ChallengeQuery, SendDecision, SendKind};
 use smsotp_config::{Mobile, NoMobile};
 use smsotp_proto::Response;
 use std::sync::Arc;
@@ -45,16 +45,7 @@ impl Login {
         };
         // The typed number is unproven: it is never told of a lockout,
         // and backup codes do not complete an enrolment.
-        let query = ChallengeQuery {
-            grace: None,
-            opt_out_counts: false,
-            number: Number::Given(&mobile),
-            backup_counts: false,
-            send_without_number: false,
-            reserve: true,
-            notice: false,
-            send: self.send_request(&rt, SendKind::First),
-        };
+        let query = ChallengeQuery::send_to(&mobile, self.send_request(&rt, SendKind::First));
         let out = match state.store.challenge(query).await {
             Ok(out) => out,
             Err(e) => return (store_failed(e), Next::Close),

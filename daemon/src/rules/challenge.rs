@@ -6,6 +6,8 @@
 //! applies the step in the same transaction; nothing here reads a clock or
 //! a database.
 
+use smsotp_config::{Mobile, SendBudget};
+
 /// What the request asks the decision to weigh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ask {
@@ -34,6 +36,18 @@ pub struct Facts {
     pub has_number: bool,
     /// Whether the number may receive codes (`allowed_countries`).
     pub country_allowed: bool,
+}
+
+impl Facts {
+    /// With the number the login would text, if any, and whether its
+    /// country may receive codes.
+    pub fn with_number(self, number: Option<&Mobile>, budget: &SendBudget) -> Facts {
+        Facts {
+            has_number: number.is_some(),
+            country_allowed: number.is_some_and(|m| crate::policy::country_allowed(budget, m)),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@
 use super::postgres::PostgresStore;
 use super::sends::{self, OwnedSend};
 use super::*;
-use crate::rules::challenge::{self, Ask, Facts, Step};
+use crate::rules::challenge::{self, Facts, Step};
 use crate::rules::lockout::{self, Budget};
 use crate::rules::send::{self, HOUR};
 use deadpool_postgres::Transaction;
@@ -286,17 +286,10 @@ impl PostgresStore {
             opted_out,
             locked_until,
             notified_until,
-            has_number: number.is_some(),
-            country_allowed: number
-                .is_some_and(|m| crate::policy::country_allowed(q.send.budget, m)),
-        };
-        let ask = Ask {
-            grace: q.grace.map(|(_, secs)| secs),
-            opt_out_counts: q.opt_out_counts,
-            send_without_number: q.send_without_number,
-            notice: q.notice,
-        };
-        let step = challenge::decide(&ask, &facts, now);
+            ..Facts::default()
+        }
+        .with_number(number, q.send.budget);
+        let step = challenge::decide(&q.ask(), &facts, now);
         let (backup_left, backup_locked_until) = if q.backup_counts {
             let until = self
                 .opt(

@@ -3,7 +3,7 @@
 //! code by two, around argon2), and the clock those transactions read.
 
 use super::{LockState, SendDecision, SendRequest};
-use crate::rules::challenge::Step;
+use crate::rules::challenge::{Ask, Step};
 use crate::rules::lockout::Budget;
 use smsotp_config::{Lockout, Mobile};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -75,6 +75,34 @@ pub struct ChallengeQuery<'a> {
     pub notice: bool,
     /// The user, the budgets and the kind of send.
     pub send: SendRequest<'a>,
+}
+
+impl<'a> ChallengeQuery<'a> {
+    /// What the decision weighs.
+    pub fn ask(&self) -> Ask {
+        Ask {
+            grace: self.grace.map(|(_, secs)| secs),
+            opt_out_counts: self.opt_out_counts,
+            send_without_number: self.send_without_number,
+            notice: self.notice,
+        }
+    }
+
+    /// A send to a number known beforehand that proves nothing yet (one
+    /// typed at enrolment, a step-up code's): no exemption, no backup
+    /// codes, no lockout notice to it.
+    pub fn send_to(number: &'a Mobile, send: SendRequest<'a>) -> ChallengeQuery<'a> {
+        ChallengeQuery {
+            grace: None,
+            opt_out_counts: false,
+            number: Number::Given(number),
+            backup_counts: false,
+            send_without_number: false,
+            reserve: true,
+            notice: false,
+            send,
+        }
+    }
 }
 
 /// What the transaction found and did.

@@ -184,16 +184,14 @@ impl Store for SqliteStore {
     async fn challenge(&self, q: ChallengeQuery<'_>) -> Result<ChallengeOutcome, StoreError> {
         let job = ChallengeJob {
             user: q.send.user.to_string(),
-            grace: q.grace.map(|(ctx, secs)| (ctx.to_string(), secs)),
-            opt_out_counts: q.opt_out_counts,
+            ask: q.ask(),
+            grace: q.grace.map(|(ctx, _)| ctx.to_string()),
             given: match q.number {
                 Number::Given(m) => Some(m.clone()),
                 Number::Stored => None,
             },
             backup_counts: q.backup_counts,
-            send_without_number: q.send_without_number,
             reserve: q.reserve,
-            notice: q.notice,
             send: OwnedSend::new(&q.send),
         };
         let (done, now) = self

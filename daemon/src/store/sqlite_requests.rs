@@ -13,14 +13,13 @@ use smsotp_config::{Lockout, Mobile};
 /// What [`challenge`] needs, owned so it can move to the store thread.
 pub(super) struct ChallengeJob {
     pub user: String,
-    pub grace: Option<(String, u64)>,
-    pub opt_out_counts: bool,
+    pub ask: Ask,
+    /// The grace context, when `ask.grace`.
+    pub grace: Option<String>,
     /// `None`: read the stored number.
     pub given: Option<Mobile>,
     pub backup_counts: bool,
-    pub send_without_number: bool,
     pub reserve: bool,
-    pub notice: bool,
     pub send: OwnedSend,
 }
 
@@ -114,13 +113,13 @@ pub(super) fn challenge(
 ) -> rusqlite::Result<ChallengeDone> {
     let user = q.user.as_str();
     let last_success = match &q.grace {
-        Some((ctx, _)) => c
+        Some(ctx) => c
             .prepare_cached("SELECT at FROM successes WHERE user = ?1 AND context = ?2")?
             .query_row([user, ctx.as_str()], |r| r.get(0))
             .optional()?,
         None => None,
     };
-    let opted_out = q.opt_out_counts
+    let opted_out = q.ask.opt_out_counts
         && c.prepare_cached("SELECT 1 FROM opt_outs WHERE user = ?1")?
             .query_row([user], |_| Ok(()))
             .optional()?
@@ -143,18 +142,10 @@ pub(super) fn challenge(
         opted_out,
         locked_until,
         notified_until,
-        has_number: number.is_some(),
-        country_allowed: number
-            .as_ref()
-            .is_some_and(|m| crate::policy::country_allowed(&q.send.budget, m)),
-    };
-    let ask = Ask {
-        grace: q.grace.as_ref().map(|(_, secs)| *secs),
-        opt_out_counts: q.opt_out_counts,
-        send_without_number: q.send_without_number,
-        notice: q.notice,
-    };
-    let step = challenge::decide(&ask, &facts, now);
+        ..Facts::default()
+    }
+    .with_number(number.as_ref(), &q.send.budget);
+    let step = challenge::decide(&q.ask, &facts, now);
     let (backup_left, backup_locked_until) = if q.backup_counts {
         (
             backup_left(c, user)?,
