@@ -201,6 +201,61 @@ mod postgres {
         assert_eq!(lock.locked_until, Some(now + 60));
     }
 
+    /// A database that holds the rows a login needs (here another session
+    /// keeps the counters' table locked) fails the request at the store's
+    /// deadline, not at PostgreSQL's lock timeout, and nothing of it is
+    /// committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_database_fails_the_request_at_its_deadline() {
+        use smsotpd::store::GuessQuery;
+        let Some(pg) = cluster() else { return };
+        let url = pg.database();
+        let db = url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        let s = PostgresStore::open(&config(url))
+            .await
+            .unwrap()
+            .with_timeout(std::time::Duration::from_secs(1));
+        let holder = std::thread::spawn({
+            let db = db.clone();
+            move || {
+                pg.psql(
+                    &db,
+                    "BEGIN; LOCK TABLE smsotp.failures IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+                )
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let l = super::suite::lockout();
+        let started = std::time::Instant::now();
+        let q = GuessQuery {
+            user: "u",
+            lockout: &l,
+            right: false,
+            grace: None,
+            enrol: None,
+        };
+        let e = s.guess(q).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(e.to_string().contains("no answer within 1 s"), "{e}");
+        assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+        holder.join().unwrap();
+        // The abandoned transaction charged nothing.
+        assert_eq!(
+            pg.psql(
+                &db,
+                "SELECT count(*) FROM smsotp.failures WHERE failures > 0"
+            ),
+            "0"
+        );
+    }
+
     /// verify-full against a private CA: accepted with that CA, refused
     /// (naming the certificate) with another.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
