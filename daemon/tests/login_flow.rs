@@ -239,3 +239,62 @@ async fn measure_begin_verify_cycles() {
         f.store.requests()
     );
 }
+
+/// Not a test: the store's part of a cycle alone, `challenge` (a Begin
+/// that sends) then `guess` (a right code), on SQLite with sync = normal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn measure_store_requests_per_cycle() {
+    use smsotp_config::Mobile;
+    use smsotpd::store::{ChallengeQuery, GuessQuery, Number, SendKind, SendRequest, Store};
+    let f = Flow::new(
+        "[send_budget]\nper_user_per_hour = 10000\nper_rhost_per_hour = 100000\nglobal_per_hour = 1000000\n",
+    );
+    let rt = f.state.runtime();
+    let mobile = Mobile::parse("+15551234567").unwrap();
+    // SMSOTP_MEASURE_STEP: seconds between cycles on the store's clock,
+    // so the hour of sends the budgets scan is 3600 / step rows deep.
+    let step: i64 = std::env::var("SMSOTP_MEASURE_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let cycles = 5000;
+    let started = std::time::Instant::now();
+    for _ in 0..cycles {
+        let q = ChallengeQuery {
+            grace: None,
+            opt_out_counts: true,
+            number: Number::Given(&mobile),
+            backup_counts: true,
+            send_without_number: false,
+            reserve: true,
+            notice: true,
+            send: SendRequest {
+                user: "root",
+                rhost: Some("203.0.113.9"),
+                host: "h",
+                kind: SendKind::First,
+                budget: &rt.config.send_budget,
+                resend: &rt.config.resend,
+            },
+        };
+        f.store.challenge(q).await.unwrap();
+        let g = GuessQuery {
+            user: "root",
+            lockout: &rt.config.lockout,
+            right: true,
+            grace: None,
+            enrol: None,
+        };
+        f.store.guess(g).await.unwrap();
+        f.clock.advance(step);
+    }
+    let took = started.elapsed();
+    println!(
+        "send log {} deep: {cycles} challenge+guess cycles in {:.2} s: {:.0} cycles/s, {:.0} us a cycle",
+        (3600 / step.max(1)).clamp(1, cycles.into()),
+        took.as_secs_f64(),
+        f64::from(cycles) / took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / f64::from(cycles)
+    );
+}
