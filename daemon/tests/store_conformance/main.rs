@@ -254,6 +254,21 @@ mod postgres {
             ),
             "0"
         );
+        // And the store serves again on the connections it has.
+        for n in 1..=2 {
+            let q = GuessQuery {
+                user: "u",
+                lockout: &l,
+                right: false,
+                grace: None,
+                enrol: None,
+            };
+            let g = s.guess(q).await.unwrap();
+            assert!(
+                matches!(g, smsotpd::store::Guess::Judged { lock, .. } if lock.failures == n),
+                "{g:?}"
+            );
+        }
     }
 
     /// verify-full against a private CA: accepted with that CA, refused
