@@ -106,16 +106,9 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     assert_eq!(s.lock_state("a", 10).await.unwrap().failures, 1);
 }
 
+/// The default lockout policy.
 fn lockout() -> Lockout {
-    use std::time::Duration;
-    Lockout {
-        max_failures: 3,
-        window: Duration::from_secs(900),
-        duration: Duration::from_secs(60),
-        ratio: 2,
-        max_duration: Duration::from_secs(3600),
-        decay: Duration::from_secs(86_400),
-        backup_max_failures: 2,
-        backup_window: Duration::from_secs(3600),
-    }
+    smsotp_config::parse(Path::new("x.toml"), "")
+        .unwrap()
+        .lockout
 }

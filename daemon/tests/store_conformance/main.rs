@@ -119,6 +119,17 @@ mod postgres {
             .as_ref()
     }
 
+    /// A wrong guess of user `u`.
+    fn wrong_guess(l: &smsotp_config::Lockout) -> smsotpd::store::GuessQuery<'_> {
+        smsotpd::store::GuessQuery {
+            user: "u",
+            lockout: l,
+            right: false,
+            grace: None,
+            enrol: None,
+        }
+    }
+
     fn config(url: String) -> PostgresConfig {
         PostgresConfig {
             url,
@@ -170,7 +181,7 @@ mod postgres {
     /// cannot count is that no host time enters the transaction at all.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_database_clock_is_what_counts() {
-        use smsotpd::store::{Guess, GuessQuery};
+        use smsotpd::store::Guess;
         let Some(pg) = cluster() else { return };
         let url = pg.database();
         let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
@@ -184,13 +195,7 @@ mod postgres {
         let before = db_now();
         let mut last = None;
         for _ in 0..l.max_failures {
-            let q = GuessQuery {
-                user: "u",
-                lockout: &l,
-                right: false,
-                grace: None,
-                enrol: None,
-            };
+            let q = wrong_guess(&l);
             last = Some(s.guess(q).await.unwrap());
         }
         let after = db_now();
@@ -207,7 +212,6 @@ mod postgres {
     /// committed.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_held_database_fails_the_request_at_its_deadline() {
-        use smsotpd::store::GuessQuery;
         let Some(pg) = cluster() else { return };
         let url = pg.database();
         let db = url
@@ -234,13 +238,7 @@ mod postgres {
         std::thread::sleep(std::time::Duration::from_millis(500));
         let l = super::suite::lockout();
         let started = std::time::Instant::now();
-        let q = GuessQuery {
-            user: "u",
-            lockout: &l,
-            right: false,
-            grace: None,
-            enrol: None,
-        };
+        let q = wrong_guess(&l);
         let e = s.guess(q).await.unwrap_err();
         let took = started.elapsed();
         assert!(e.to_string().contains("no answer within 1 s"), "{e}");
@@ -256,13 +254,7 @@ mod postgres {
         );
         // And the store serves again on the connections it has.
         for n in 1..=2 {
-            let q = GuessQuery {
-                user: "u",
-                lockout: &l,
-                right: false,
-                grace: None,
-                enrol: None,
-            };
+            let q = wrong_guess(&l);
             let g = s.guess(q).await.unwrap();
             assert!(
                 matches!(g, smsotpd::store::Guess::Judged { lock, .. } if lock.failures == n),
