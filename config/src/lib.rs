@@ -23,7 +23,7 @@ pub use error::ConfigError;
 pub use lang::LangTag;
 pub use mobile::Mobile;
 pub use policy::{
-    service_family, BackupCodes, Cidr, Lockout, NameRule, NoMobile, PgSslMode, Policy,
+    service_family, BackupCodes, Cidr, GlobalScope, Lockout, NameRule, NoMobile, PgSslMode, Policy,
     PostgresConfig, Resend, SendBudget, ServicePolicy, StoreBackend, StoreConfig, StoreSync,
 };
 pub use provider::{ContentType, Header, HttpConfig, HttpMethod, OutboxConfig, ProviderConfig};

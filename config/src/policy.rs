@@ -66,6 +66,7 @@ pub struct RawSendBudget {
     pub per_user_per_hour: Option<i64>,
     pub per_rhost_per_hour: Option<i64>,
     pub global_per_hour: Option<i64>,
+    pub global_scope: Option<String>,
     pub allowed_countries: Option<Vec<String>>,
 }
 
@@ -82,6 +83,7 @@ pub struct RawStore {
     pub backend: Option<String>,
     pub path: Option<PathBuf>,
     pub sync: Option<String>,
+    pub timeout_seconds: Option<i64>,
     /// PostgreSQL only: a libpq-style URI without the password.
     pub url: Option<String>,
     pub ca_file: Option<PathBuf>,
@@ -244,8 +246,24 @@ pub struct SendBudget {
     pub per_user_per_hour: u32,
     pub per_rhost_per_hour: u32,
     pub global_per_hour: u32,
+    /// Whose sends `global_per_hour` counts once several hosts share a
+    /// store.
+    pub global_scope: GlobalScope,
     /// E.164 prefixes such as `+1` or `+44`; empty allows every country.
     pub allowed_countries: Vec<String>,
+}
+
+/// Whose sends `[send_budget] global_per_hour` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GlobalScope {
+    /// This host's sends only (the default): moving a host to a shared
+    /// store does not divide its hourly limit among the fleet, and a
+    /// flood through one host cannot stop codes on the others.
+    #[default]
+    Host,
+    /// Every host's sends in the shared store: one cap on the fleet's SMS
+    /// bill.
+    Fleet,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +288,10 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// SQLite only.
     pub sync: StoreSync,
+    /// Each store request's deadline (`timeout_seconds`): a hung database
+    /// fails the login with a clear error well inside the module's
+    /// timeout, instead of holding it.
+    pub timeout: Duration,
 }
 
 // ---------------------------------------------------------------- checks
@@ -523,6 +545,16 @@ pub(crate) fn send_budget(raw: RawSendBudget) -> Result<SendBudget, Invalid> {
             1,
             1_000_000,
         )? as u32,
+        global_scope: match raw.global_scope.as_deref() {
+            None | Some("host") => GlobalScope::Host,
+            Some("fleet") => GlobalScope::Fleet,
+            Some(other) => {
+                return Err(Invalid::new(
+                    "send_budget.global_scope",
+                    format!("must be \"host\" or \"fleet\", not {other:?}"),
+                ))
+            }
+        },
         allowed_countries,
     })
 }

@@ -273,3 +273,33 @@ fn a_database_password_inline_needs_a_private_config() {
     let c = smsotp_config::load(&cfg).unwrap();
     assert!(!format!("{c:?}").contains("db-pw-secret"));
 }
+
+/// Issue 10: each store request's deadline, and whose sends the global
+/// budget counts once hosts share a store.
+#[test]
+fn store_deadline_and_global_scope() {
+    let c = parse(Path::new("x.toml"), "").unwrap();
+    assert_eq!(c.store.timeout.as_secs(), 3);
+    assert_eq!(c.send_budget.global_scope, smsotp_config::GlobalScope::Host);
+    let c = parse(
+        Path::new("x.toml"),
+        "[store]\ntimeout_seconds = 5\n[send_budget]\nglobal_scope = \"fleet\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.store.timeout.as_secs(), 5);
+    assert_eq!(
+        c.send_budget.global_scope,
+        smsotp_config::GlobalScope::Fleet
+    );
+    // Longer would eat the module's 20 s with the 15 s a send may take.
+    let e = err("[store]\ntimeout_seconds = 6\n");
+    assert!(
+        e.contains("store.timeout_seconds: must be between 1 and 5, not 6"),
+        "{e}"
+    );
+    let e = err("[send_budget]\nglobal_scope = \"world\"\n");
+    assert!(
+        e.contains("send_budget.global_scope: must be \"host\" or \"fleet\", not \"world\""),
+        "{e}"
+    );
+}

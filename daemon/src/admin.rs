@@ -4,11 +4,14 @@
 //! fresh SMS code from them ([`crate::stepup`]). Every change is audited.
 
 use crate::authz::Peer;
+use crate::numbers::lookup;
 use crate::providers::{SendMeta, Sms};
 use crate::ratelimit::{InFlight, Limited};
+use crate::reply::store_failed as internal;
+use crate::send::{deliver, Failure};
 use crate::state::{Runtime, State};
 use crate::stepup::{self, Action};
-use crate::store::{unix_now, StoreError};
+use crate::store::unix_now;
 use smsotp_config::{Mobile, StoreBackend};
 use smsotp_proto::{ErrorKind, Request, Response, Secret, StoreKind, UserStatus};
 use std::sync::Arc;
@@ -20,14 +23,6 @@ fn refuse(kind: ErrorKind, message: impl Into<String>) -> Response {
         kind,
         message: message.into(),
     }
-}
-
-pub(crate) fn internal(e: StoreError) -> Response {
-    warn!(event = "store_error", error = %e, "state store failed");
-    refuse(
-        ErrorKind::Internal,
-        "the daemon cannot read or write its state; see its log",
-    )
 }
 
 /// The login name of a non-root peer, through NSS (may block: LDAP).
@@ -83,23 +78,6 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
     result.unwrap_or_else(|refusal| refusal)
 }
 
-/// The user's number and where it comes from.
-pub(crate) async fn lookup(
-    state: &State,
-    rt: &Runtime,
-    user: &str,
-) -> Result<Option<(Mobile, &'static str)>, StoreError> {
-    if let Some(m) = rt.users.mobile(user) {
-        return Ok(Some((m.clone(), "users.toml")));
-    }
-    Ok(state
-        .store
-        .mobile(user)
-        .await?
-        .and_then(|s| Mobile::parse(&s).ok())
-        .map(|m| (m, "enrolled")))
-}
-
 async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     let now = unix_now();
@@ -109,7 +87,7 @@ async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<R
     Ok(Response::Status(UserStatus {
         user: user.to_string(),
         mobile: mobile.as_ref().map(|(m, _)| m.masked(visible)),
-        mobile_source: mobile.map_or("none", |(_, s)| s).to_string(),
+        mobile_source: mobile.map_or("none", |(_, s)| s.as_str()).to_string(),
         locked: lock.locked_until.is_some(),
         locked_for_secs: lock.locked_until.map(|u| (u - now).max(0) as u64),
         recent_failures: lock.failures,
@@ -364,10 +342,10 @@ async fn test_sms(
         validity: None,
         host: Some(rt.hostname.clone()),
         service: Some("smsotpctl".into()),
-        deadline: Some(tokio::time::Instant::now() + crate::login::SEND_BUDGET),
+        deadline: None,
     };
-    match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {
-        Ok(Ok(delivery)) => {
+    match deliver(rt, &sms, meta).await {
+        Ok(delivery) => {
             info!(event = "test_sent", user, to = %rt.log_mobile(&mobile), provider = %delivery.provider, "test message sent");
             // Every try, so an admin sees a failover or a retry happen.
             let tries: Vec<String> = delivery.attempts.iter().map(|a| a.to_string()).collect();
@@ -382,11 +360,11 @@ async fn test_sms(
                 ),
             })
         }
-        Ok(Err(e)) => {
+        Err(Failure::Chain(e)) => {
             warn!(event = "test_failed", user, to = %rt.log_mobile(&mobile), error = %e, "test message failed");
             Err(refuse(ErrorKind::Internal, e.to_string()))
         }
-        Err(_) => Err(refuse(
+        Err(Failure::Timeout) => Err(refuse(
             ErrorKind::Internal,
             "the providers did not answer within the send budget",
         )),

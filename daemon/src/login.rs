@@ -5,30 +5,26 @@
 //! charged in the store *before* the work they pay for, in one
 //! transaction, so parallel sessions cannot multiply them.
 //!
-//! Here: `Begin` and the challenge's shape. Sending and resending are in
-//! `send`, checking answers in `verify`, what a lockout of SMS codes does
-//! in `lock`, the unknown user's fake challenge in `fake`, enrolment in
-//! `enroll`.
+//! One file per request: `begin`, `verify`, `resend`, `enroll`; each makes
+//! one store transaction (a backup code two, around argon2; a guess that
+//! locks one more, to claim the owner's notice). What a lockout of SMS
+//! codes does is in `lock`, the unknown user's fake challenge in `fake`.
+//! Here: the connection's state, the challenge's shape and the code's
+//! send.
 
-use crate::account::{self, Account};
 use crate::authz::{self, Peer};
 use crate::otp::Challenge;
-use crate::policy;
+use crate::providers::{SendMeta, Sms};
+use crate::send::{self, CodeMessage, Failure, SEND_BUDGET};
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, StoreError};
-use smsotp_config::{Mobile, NoMobile, ServicePolicy};
-use smsotp_proto::{
-    BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Response, SkipReason,
-};
+use crate::store::{SendKind, SendRequest};
+use smsotp_config::{Mobile, ServicePolicy};
+use smsotp_proto::{BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Response};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-/// The whole provider chain gets this long to hand a message off. It is
-/// below the module's default `timeout=20`, so a slow gateway ends as a
-/// clear `SendFailed` rather than as a module timeout, which
-/// `failmode=safe` would read as "daemon unreachable" and let through.
-pub const SEND_BUDGET: Duration = Duration::from_secs(15);
+pub use crate::reply::bad_request;
 /// Wrong numbers typed at the enrolment prompt before the login ends.
 const MAX_ENROLL_TRIES: u32 = 3;
 
@@ -72,22 +68,6 @@ pub struct Login {
     enroll_tries: u32,
 }
 
-pub fn bad_request(message: impl Into<String>) -> Response {
-    Response::Error {
-        kind: ErrorKind::BadRequest,
-        message: message.into(),
-    }
-}
-
-fn internal(e: StoreError) -> Response {
-    // The detail (path, SQLite error) is for the log only.
-    warn!(event = "store_error", error = %e, "state store failed; denying");
-    Response::Error {
-        kind: ErrorKind::Internal,
-        message: "the SMS code service cannot record its state; ask your administrator".into(),
-    }
-}
-
 macro_rules! audit {
     ($level:ident, $event:literal, $b:expr, $($rest:tt)*) => {{
         $crate::metrics::event($event);
@@ -95,10 +75,11 @@ macro_rules! audit {
     }};
 }
 
+mod begin;
 mod enroll;
 mod fake;
 mod lock;
-mod send;
+mod resend;
 mod verify;
 
 impl Login {
@@ -109,172 +90,6 @@ impl Login {
             Some(a) => a.challenge.expires_in(Instant::now()) + Duration::from_secs(30),
             None => Duration::from_secs(120),
         }
-    }
-
-    pub async fn begin(
-        state: &Arc<State>,
-        peer: Peer,
-        mut begin: BeginRequest,
-    ) -> (Option<Login>, Response, Next) {
-        let rt = state.runtime();
-        // Before anything else: every rule below is keyed on the account,
-        // not on how its name was typed.
-        let account = account::resolve(&begin.user).await;
-        begin.user = account.name().to_string();
-        if let Err(refusal) = authorize(peer, &begin.user, rt.config.allow_user_self).await {
-            audit!(warn, "refused", begin, peer_uid = peer.uid, peer_pid = ?peer.pid, "peer may not begin a challenge for this user");
-            let resp = Response::Error {
-                kind: refusal.kind,
-                message: refusal.message.to_string(),
-            };
-            return (None, resp, Next::Close);
-        }
-        let policy = if peer.uid == 0 {
-            rt.config.policy.for_service(&begin.service).clone()
-        } else {
-            // An unprivileged caller (allow_user_self) says what it likes
-            // about where the login comes from: none of it may pick a
-            // trusted network, a service's exemptions or a grace period.
-            begin.rhost = None;
-            begin.tty = None;
-            begin.command = None;
-            rt.config.policy.default.clone()
-        };
-        let mut login = Login {
-            begin,
-            known: matches!(account, Account::Known(_)),
-            policy,
-            active: None,
-            enroll_tries: 0,
-        };
-        let resp = match login.decide(state, &rt).await {
-            Ok(r) => r,
-            Err(e) => return (None, internal(e), Next::Close),
-        };
-        let next = if login.active.is_some() || matches!(resp, Response::AskMobile) {
-            Next::Continue
-        } else {
-            Next::Close
-        };
-        (Some(login), resp, next)
-    }
-
-    async fn decide(&mut self, state: &Arc<State>, rt: &Runtime) -> Result<Response, StoreError> {
-        let b = &self.begin;
-        let store = &state.store;
-        if let Some(reason) = self.skip_reason(state).await? {
-            audit!(
-                info,
-                "skipped",
-                b,
-                reason = reason.as_str(),
-                "no code needed"
-            );
-            return Ok(Response::Skip { reason });
-        }
-        if let Some(until) = store.lock_state(&b.user, unix_now()).await?.locked_until {
-            return self.sms_locked(state, rt, until).await;
-        }
-        let Some(mobile) = self.known_mobile(state, rt).await? else {
-            return Ok(match self.policy.no_mobile {
-                NoMobile::Skip if self.known => {
-                    audit!(
-                        info,
-                        "skipped",
-                        b,
-                        reason = "no-mobile",
-                        "no number; policy skips"
-                    );
-                    Response::Skip {
-                        reason: SkipReason::NoMobile,
-                    }
-                }
-                NoMobile::Enroll if self.known => {
-                    audit!(info, "enroll_asked", b, "no number; asking for one");
-                    Response::AskMobile
-                }
-                _ if self.policy.hide_unknown_users => self.fake_challenge(state, rt).await?,
-                _ => {
-                    audit!(
-                        info,
-                        "no_mobile",
-                        b,
-                        known = self.known,
-                        "user has no mobile number; denied"
-                    );
-                    Response::NoMobile
-                }
-            });
-        };
-        self.send_first(state, rt, mobile, Kind::Sms).await
-    }
-
-    /// The number codes go to: users.toml first, then the store.
-    async fn known_mobile(
-        &self,
-        state: &Arc<State>,
-        rt: &Runtime,
-    ) -> Result<Option<Mobile>, StoreError> {
-        let user = &self.begin.user;
-        Ok(match rt.users.mobile(user) {
-            Some(m) => Some(m.clone()),
-            None => state
-                .store
-                .mobile(user)
-                .await?
-                .and_then(|s| Mobile::parse(&s).ok()),
-        })
-    }
-
-    /// The exemptions, cheapest first. Those that depend on who the user
-    /// is (exempt users and groups, grace, opt-out) need an account NSS
-    /// knows; the service's own switch and trusted networks do not.
-    async fn skip_reason(&self, state: &Arc<State>) -> Result<Option<SkipReason>, StoreError> {
-        let b = &self.begin;
-        let p = &self.policy;
-        if !p.enabled {
-            return Ok(Some(SkipReason::ServiceNotEnabled));
-        }
-        if policy::trusted_network(p, b.rhost.as_deref()) {
-            return Ok(Some(SkipReason::TrustedNetwork));
-        }
-        if !self.known {
-            return Ok(None);
-        }
-        if !p.exempt_users.is_empty() || !p.exempt_groups.is_empty() {
-            let (p2, user) = (p.clone(), b.user.clone());
-            let exempt = tokio::task::spawn_blocking(move || policy::exemption(&p2, &user))
-                .await
-                .unwrap_or(None);
-            if exempt.is_some() {
-                return Ok(exempt);
-            }
-        }
-        if !p.grace.is_zero() {
-            if let Some(ctx) = policy::grace_context(
-                &state.runtime().hostname,
-                &b.service,
-                b.rhost.as_deref(),
-                b.tty.as_deref(),
-            ) {
-                if let Some(at) = state.store.last_success(&b.user, &ctx).await? {
-                    let age = unix_now() - at;
-                    if (0..p.grace.as_secs() as i64).contains(&age) {
-                        return Ok(Some(SkipReason::GracePeriod));
-                    }
-                }
-            }
-        }
-        if !p.mandatory && state.store.opted_out(&b.user).await? {
-            return Ok(Some(SkipReason::OptedOut));
-        }
-        Ok(None)
-    }
-
-    async fn backup_available(&self, state: &Arc<State>, rt: &Runtime) -> Result<bool, StoreError> {
-        Ok(rt.config.backup_codes.enabled
-            && self.policy.backup_codes
-            && state.store.backup_codes_left(&self.begin.user).await? > 0)
     }
 
     fn open(
@@ -307,6 +122,58 @@ impl Login {
     fn open_backup_only(&mut self, rt: &Runtime, notice: String) -> Response {
         let challenge = Challenge::without_code(rt.config.otp, Instant::now());
         self.open(rt, Kind::BackupOnly, None, challenge, true, Some(notice))
+    }
+
+    /// Whether backup codes may complete this login: never an enrolment
+    /// (it must prove the typed number) nor a fake challenge.
+    fn backup_counts(&self, rt: &Runtime) -> bool {
+        rt.config.backup_codes.enabled
+            && self.policy.backup_codes
+            && !matches!(
+                self.active.as_ref().map(|a| a.kind),
+                Some(Kind::Enrolling { .. } | Kind::Fake)
+            )
+    }
+
+    /// Whether the challenge's number is the user's own (not one typed at
+    /// enrolment, not a fake), so it may be told of a lockout.
+    fn verified_number(&self) -> bool {
+        self.active.as_ref().is_some_and(|a| a.kind == Kind::Sms)
+    }
+
+    /// What a send of this login is checked against.
+    fn send_request<'a>(&'a self, rt: &'a Runtime, kind: SendKind) -> SendRequest<'a> {
+        SendRequest {
+            user: &self.begin.user,
+            rhost: self.begin.rhost.as_deref(),
+            host: &rt.hostname,
+            kind,
+            budget: &rt.config.send_budget,
+            resend: &rt.config.resend,
+        }
+    }
+
+    /// Sends a code (its reservation already recorded) and opens the
+    /// challenge; `SendFailed`, or a backup-only challenge when `backup`,
+    /// if no provider took it.
+    async fn send_and_open(
+        &mut self,
+        state: &Arc<State>,
+        rt: &Runtime,
+        mobile: Mobile,
+        kind: Kind,
+        backup: bool,
+    ) -> Response {
+        let code = crate::otp::generate(&rt.config.otp);
+        let challenge = Challenge::new(&state.hasher, &code, rt.config.otp, Instant::now());
+        if !send_code(state, rt, &self.begin, &mobile, &code, &challenge).await {
+            if backup {
+                let notice = "the SMS provider could not be reached".to_string();
+                return self.open_backup_only(rt, notice);
+            }
+            return Response::SendFailed;
+        }
+        self.open(rt, kind, Some(mobile), challenge, backup, None)
     }
 
     fn challenge_response(&self, rt: &Runtime) -> Response {
@@ -355,27 +222,53 @@ async fn authorize(peer: Peer, user: &str, allow_user_self: bool) -> Result<(), 
         }))
 }
 
-/// Checks a backup code and spends it. `Some(left)` when it was right and
-/// this caller spent it; `None` when wrong or already spent by a
-/// concurrent login (exactly one of two simultaneous uses wins: the spend
-/// is a conditional UPDATE).
-async fn check_backup(
-    state: &Arc<State>,
-    user: &str,
-    id: &str,
-    secret: &str,
-) -> Result<Option<u32>, StoreError> {
-    let Some(hash) = state.store.backup_code_hash(user, id).await? else {
-        return Ok(None);
+/// Renders the SMS text and hands it to the provider chain. The body holds
+/// the code: it is wiped on drop and never logged.
+async fn send_code(
+    state: &State,
+    rt: &Runtime,
+    b: &BeginRequest,
+    mobile: &Mobile,
+    code: &str,
+    challenge: &Challenge,
+) -> bool {
+    let body = send::render_code(
+        rt,
+        &CodeMessage {
+            code,
+            expiry: challenge.policy().expiry,
+            service: &b.service,
+            user: &b.user,
+            rhost: b.rhost.as_deref(),
+            command: b.command.as_deref(),
+        },
+    );
+    let sms = Sms {
+        to: mobile.clone(),
+        body,
     };
-    // Through the daemon-wide argon2 slots, where a flood of generations
-    // can hold at most one.
-    let secret = zeroize::Zeroizing::new(secret.to_string());
-    let ok = state.hashing.verify(secret, hash).await;
-    if !ok || !state.store.spend_backup_code(user, id, unix_now()).await? {
-        return Ok(None);
+    let meta = SendMeta {
+        validity: Some(challenge.policy().expiry),
+        host: Some(rt.hostname.clone()),
+        service: Some(b.service.clone()),
+        deadline: None,
+    };
+    let started = Instant::now();
+    match send::deliver(rt, &sms, meta).await {
+        Ok(delivery) => {
+            state.note_send_time(started.elapsed());
+            audit!(info, "code_sent", b, to = %rt.log_mobile(mobile), provider = %delivery.provider, tries = delivery.attempts.len(), segments = delivery.segments, encoding = delivery.encoding, "code sent");
+            true
+        }
+        Err(Failure::Chain(e)) => {
+            audit!(warn, "send_failed", b, to = %rt.log_mobile(mobile), error = %e, "every provider failed");
+            false
+        }
+        Err(Failure::Timeout) => {
+            audit!(warn, "send_failed", b, to = %rt.log_mobile(mobile), budget_secs = SEND_BUDGET.as_secs(), "providers did not finish within the send budget");
+            false
+        }
     }
-    Ok(Some(state.store.backup_codes_left(user).await?))
 }
 
 /// "45 s", "3 min": how the module words waiting times too.

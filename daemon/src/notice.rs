@@ -4,8 +4,8 @@
 //! secret and each kind is sent at most once per event that causes it
 //! (callers decide when; this module only sends and audits).
 
-use crate::login::SEND_BUDGET;
 use crate::providers::{SendMeta, Sms};
+use crate::send::{deliver, Failure};
 use crate::state::Runtime;
 use smsotp_config::Mobile;
 use tracing::{info, warn};
@@ -29,19 +29,19 @@ pub async fn send(
         validity: None,
         host: Some(rt.hostname.clone()),
         service: Some("smsotpd".into()),
-        deadline: Some(tokio::time::Instant::now() + SEND_BUDGET),
+        deadline: None,
     };
     let to = rt.log_mobile(mobile);
-    match tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {
-        Ok(Ok(delivery)) => {
+    match deliver(rt, &sms, meta).await {
+        Ok(delivery) => {
             info!(event, user, to = %to, provider = %delivery.provider, "notice sent");
             true
         }
-        Ok(Err(e)) => {
+        Err(Failure::Chain(e)) => {
             warn!(event, user, to = %to, error = %e, "notice could not be sent");
             false
         }
-        Err(_) => {
+        Err(Failure::Timeout) => {
             warn!(event, user, to = %to, "notice not sent within the send budget");
             false
         }

@@ -164,6 +164,7 @@ mod tests {
             per_user_per_hour: 1,
             per_rhost_per_hour: 1,
             global_per_hour: 1,
+            global_scope: Default::default(),
             allowed_countries: vec![],
         };
         assert!(country_allowed(&b, &m));

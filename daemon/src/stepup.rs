@@ -11,11 +11,13 @@
 //! prompt), is kept only as a keyed hash, and every guess at it is charged
 //! to the user's guess budget, so it is no cheaper to guess than a login.
 
-use crate::admin::{internal, lookup};
 use crate::authz::Peer;
+use crate::numbers::lookup;
 use crate::otp::{self, Challenge, Outcome};
+use crate::reply::store_failed as internal;
+use crate::rules::challenge::Step;
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, Attempt, Budget, SendDecision, SendKind, SendRequest};
+use crate::store::{ChallengeQuery, Guess, GuessQuery, SendDecision, SendKind, SendRequest};
 use smsotp_config::CodeKind;
 use smsotp_proto::{CodeAlphabet, ErrorKind, MaskedMobile, Response, Secret, StepUpInfo};
 use std::collections::HashMap;
@@ -100,12 +102,10 @@ pub async fn require(
     }
 }
 
-async fn locked_answer(state: &State, user: &str) -> Result<Option<Response>, Response> {
-    let now = unix_now();
-    let lock = state.store.lock_state(user, now).await.map_err(internal)?;
-    Ok(lock.locked_until.map(|until| Response::Locked {
+fn locked(until: i64, now: i64) -> Response {
+    Response::Locked {
         retry_after_secs: (until - now).max(1) as u64,
-    }))
+    }
 }
 
 async fn send(
@@ -127,9 +127,6 @@ async fn try_send(
     user: &str,
     action: Action,
 ) -> Result<Response, Response> {
-    if let Some(locked) = locked_answer(state, user).await? {
-        return Ok(locked);
-    }
     let Some((mobile, _)) = lookup(state, rt, user).await.map_err(internal)? else {
         return Err(refuse(
             ErrorKind::PermissionDenied,
@@ -139,28 +136,32 @@ async fn try_send(
             ),
         ));
     };
-    if !crate::policy::country_allowed(&rt.config.send_budget, &mobile) {
-        return Err(Response::SendRefused {
-            reason: "codes cannot be sent to this country".into(),
-            retry_after_secs: None,
-        });
-    }
-    let req = SendRequest {
+    // One transaction: the lock (another session may hold it), the
+    // country and the send budgets. The number may not have been proven
+    // by a login yet, so no lockout notice goes to it from here.
+    let send = SendRequest {
         user,
         rhost: None,
+        host: &rt.hostname,
         kind: SendKind::First,
         budget: &rt.config.send_budget,
         resend: &rt.config.resend,
     };
-    if let SendDecision::Refused {
-        reason,
-        retry_after,
-    } = state
-        .store
-        .reserve_send(req, unix_now())
-        .await
-        .map_err(internal)?
-    {
+    let query = ChallengeQuery::send_to(&mobile, send);
+    let out = state.store.challenge(query).await.map_err(internal)?;
+    let refused = match (out.step, out.send) {
+        (Step::Locked { until, .. }, _) => return Ok(locked(until, out.now)),
+        (Step::Send, Some(SendDecision::Allowed)) => None,
+        (
+            Step::Send,
+            Some(SendDecision::Refused {
+                reason,
+                retry_after,
+            }),
+        ) => Some((reason, retry_after)),
+        _ => Some(("codes cannot be sent to this country".to_string(), None)),
+    };
+    if let Some((reason, retry_after)) = refused {
         warn!(event = "step_up_refused", user, peer_uid = peer.uid, reason = %reason, "send budget refused the step-up code");
         return Err(Response::SendRefused {
             reason,
@@ -224,29 +225,23 @@ async fn check(
     if pending.challenge.expires_in(Instant::now()).is_zero() {
         return Err(Response::Expired { can_resend: false });
     }
-    let lockout = rt.config.lockout;
-    match state
-        .store
-        .begin_attempt(Budget::Sms, user, unix_now(), &lockout)
-        .await
-        .map_err(internal)?
-    {
-        Attempt::Locked { until } => {
-            return Err(Response::Locked {
-                retry_after_secs: (until - unix_now()).max(1) as u64,
-            })
-        }
-        Attempt::Granted => {}
-    }
+    // Checked in memory, counted only if the store grants the guess, in
+    // the one transaction that charges and settles it.
     let outcome = pending
         .challenge
         .verify(&state.hasher, code, Instant::now());
     let right = outcome == Outcome::Verified;
-    state
-        .store
-        .finish_attempt(Budget::Sms, user, right, unix_now(), &lockout)
-        .await
-        .map_err(internal)?;
+    let query = GuessQuery {
+        user,
+        lockout: &rt.config.lockout,
+        right,
+        grace: None,
+        enrol: None,
+    };
+    let (now, lock) = match state.store.guess(query).await.map_err(internal)? {
+        Guess::Locked { now, until } => return Err(locked(until, now)),
+        Guess::Judged { now, lock, .. } => (now, lock),
+    };
     info!(
         event = "step_up_checked",
         user,
@@ -257,8 +252,8 @@ async fn check(
     match outcome {
         Outcome::Verified => Ok(()),
         Outcome::Wrong { attempts_left } => {
-            if let Some(locked) = locked_answer(state, user).await? {
-                return Err(locked);
+            if let Some(until) = lock.locked_until {
+                return Err(locked(until, now));
             }
             state.stepups.put(peer.uid, action, pending);
             Err(Response::Wrong { attempts_left })

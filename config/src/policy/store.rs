@@ -6,7 +6,7 @@
 use super::{RawStore, StoreConfig, StoreSync, DEFAULT_STORE};
 use crate::error::Invalid;
 use crate::provider::secret::{self, RawSecret, SecretRef, SecretSource};
-use crate::validate::absolute;
+use crate::validate::{absolute, in_range};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,10 +129,13 @@ pub(crate) fn store(raw: RawStore) -> Result<StoreConfig, Invalid> {
             ));
         }
     };
+    // Below the module's 20 s with a 15 s send after the store step.
+    let timeout = in_range("store.timeout_seconds", raw.timeout_seconds, 3, 1, 5)?;
     Ok(StoreConfig {
         backend,
         path,
         sync,
+        timeout: std::time::Duration::from_secs(timeout as u64),
     })
 }
 

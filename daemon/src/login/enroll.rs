@@ -1,10 +1,15 @@
 //! Enrolment at login (`no_mobile = "enroll"`): the typed number gets a
 //! code; it is stored once the code is right, and only if the user still
-//! has no number then (see `verify`).
+//! has no number then (see `verify`). One store transaction: the lock
+//! check and the send's reservation together.
 
+use super::begin::COUNTRY_REFUSED;
 use super::{bad_request, Kind, Login, Next, MAX_ENROLL_TRIES};
 use crate::policy;
+use crate::reply::store_failed;
+use crate::rules::challenge::Step;
 use crate::state::State;
+use crate::store::{ChallengeQuery, SendDecision, SendKind};
 use smsotp_config::{Mobile, NoMobile};
 use smsotp_proto::Response;
 use std::sync::Arc;
@@ -38,17 +43,34 @@ impl Login {
         let kind = Kind::Enrolling {
             store: !self.policy.send_to_entered_number,
         };
-        match self.send_first(state, &rt, mobile, kind).await {
-            Ok(resp) => {
-                let next = if self.active.is_some() {
-                    Next::Continue
-                } else {
-                    Next::Close
-                };
-                (resp, next)
+        // The typed number is unproven: it is never told of a lockout,
+        // and backup codes do not complete an enrolment.
+        let query = ChallengeQuery::send_to(&mobile, self.send_request(&rt, SendKind::First));
+        let out = match state.store.challenge(query).await {
+            Ok(out) => out,
+            Err(e) => return (store_failed(e), Next::Close),
+        };
+        let resp = match (out.step, out.send.clone()) {
+            (Step::Locked { until, .. }, _) => self.sms_locked(state, &rt, &out, until, None),
+            (Step::Send, Some(SendDecision::Allowed)) => {
+                self.send_and_open(state, &rt, mobile, kind, false).await
             }
-            Err(e) => (super::internal(e), Next::Close),
-        }
+            (
+                Step::Send,
+                Some(SendDecision::Refused {
+                    reason,
+                    retry_after,
+                }),
+            ) => self.refused(&rt, &out, reason, retry_after),
+            (Step::CountryRefused, _) => self.refused(&rt, &out, COUNTRY_REFUSED.into(), None),
+            _ => Response::SendFailed,
+        };
+        let next = if self.active.is_some() {
+            Next::Continue
+        } else {
+            Next::Close
+        };
+        (resp, next)
     }
 
     fn invalid_mobile(&self, reason: String) -> (Response, Next) {

@@ -6,7 +6,7 @@ use super::{Kind, Login};
 use crate::otp::Challenge;
 use crate::policy;
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, SendDecision, SendKind, StoreError};
+use crate::store::{ChallengeOutcome, SendDecision};
 use smsotp_config::{Mobile, SendBudget};
 use smsotp_proto::Response;
 use std::sync::Arc;
@@ -30,11 +30,13 @@ const PLANS: &[(&str, &str, usize)] = &[
 ];
 
 impl Login {
+    /// `out`: the Begin's transaction, which reserved the send.
     pub(super) async fn fake_challenge(
         &mut self,
         state: &Arc<State>,
         rt: &Runtime,
-    ) -> Result<Response, StoreError> {
+        out: &ChallengeOutcome,
+    ) -> Response {
         let b = &self.begin;
         audit!(
             info,
@@ -45,25 +47,26 @@ impl Login {
         );
         // The send budgets apply as if an SMS went out, or their refusals
         // would tell real users from unknown ones.
-        if let SendDecision::Refused {
-            reason,
-            retry_after,
-        } = state
-            .store
-            .reserve_send(self.send_request(rt, SendKind::First), unix_now())
-            .await?
-        {
-            return Ok(Response::SendRefused {
+        match &out.send {
+            Some(SendDecision::Allowed) => {}
+            Some(SendDecision::Refused {
                 reason,
-                retry_after_secs: retry_after,
-            });
+                retry_after,
+            }) => {
+                return Response::SendRefused {
+                    reason: reason.clone(),
+                    retry_after_secs: *retry_after,
+                }
+            }
+            // Nothing was reserved: deny as a failed send would.
+            None => return Response::SendFailed,
         }
         // The same user always sees the same fake number.
         let seed = state.hasher.hash(&format!("fake-mobile:{}", b.user));
         let mobile = fake_mobile(&seed, &rt.config.send_budget);
         tokio::time::sleep(state.typical_send_time()).await;
         let challenge = Challenge::without_code(rt.config.otp, Instant::now());
-        Ok(self.open(rt, Kind::Fake, mobile, challenge, false, None))
+        self.open(rt, Kind::Fake, mobile, challenge, false, None)
     }
 }
 
@@ -106,6 +109,7 @@ mod tests {
             per_user_per_hour: 10,
             per_rhost_per_hour: 10,
             global_per_hour: 10,
+            global_scope: Default::default(),
             allowed_countries: countries.iter().map(|c| c.to_string()).collect(),
         }
     }

@@ -5,25 +5,31 @@
 //! a refusal. And the owner is told, once per lockout, by a notice to the
 //! phone.
 
-use super::{human_secs, internal, Login, Next};
+use super::{human_secs, Login, Next};
 use crate::notice;
+use crate::reply::store_failed;
+use crate::rules::challenge::Step;
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, StoreError};
+use crate::store::{ChallengeOutcome, ChallengeQuery, Number, SendKind};
+use smsotp_config::Mobile;
 use smsotp_proto::Response;
 use std::sync::Arc;
 use tracing::warn;
 
 impl Login {
-    /// SMS codes are locked until `until`: a backup-only challenge when a
-    /// backup code can still complete the login, `Locked` otherwise.
-    pub(super) async fn sms_locked(
+    /// SMS codes are locked until `until` (as the store transaction `out`
+    /// found): a backup-only challenge when a backup code can still
+    /// complete the login, `Locked` otherwise. `tell`: this request holds
+    /// the lockout's one notice, to that number.
+    pub(super) fn sms_locked(
         &mut self,
-        state: &Arc<State>,
+        state: &State,
         rt: &Runtime,
+        out: &ChallengeOutcome,
         until: i64,
-    ) -> Result<Response, StoreError> {
-        let now = unix_now();
-        let secs = (until - now).max(1) as u64;
+        tell: Option<Mobile>,
+    ) -> Response {
+        let secs = (until - out.now).max(1) as u64;
         let b = &self.begin;
         audit!(
             warn,
@@ -32,58 +38,63 @@ impl Login {
             retry_after_secs = secs,
             "SMS codes are locked for this user"
         );
-        self.tell_owner(state, rt).await?;
+        if let Some(mobile) = tell {
+            // In the background: a notice must not slow or decide a login.
+            let body = lockout_notice(&rt.hostname, b.rhost.as_deref(), until);
+            let (rt, user) = (state.runtime(), b.user.clone());
+            tokio::spawn(async move {
+                notice::send(&rt, &user, &mobile, body, "lockout_notice").await;
+            });
+        }
         if let Some(a) = self.active.as_mut() {
             a.challenge.succeed();
         }
-        if self.backup_available(state, rt).await?
-            && state
-                .store
-                .backup_locked_until(&self.begin.user, now)
-                .await?
-                .is_none()
-        {
+        if out.backup_left > 0 && out.backup_locked_until.is_none() {
             let notice = format!("SMS codes are locked for {}", human_secs(secs));
-            return Ok(self.open_backup_only(rt, notice));
+            return self.open_backup_only(rt, notice);
         }
-        Ok(Response::Locked {
+        Response::Locked {
             retry_after_secs: secs,
-        })
+        }
     }
 
-    /// [`sms_locked`](Self::sms_locked) in the middle of a challenge
-    /// (a guess or a resend hit the lock): the connection stays open only
-    /// for the backup-only challenge.
+    /// A guess hit the lock in the middle of a challenge: one more
+    /// transaction (it only looks: nothing is reserved) claims the
+    /// owner's notice and reads the backup codes. The connection stays
+    /// open only for the backup-only challenge.
     pub(super) async fn sms_locked_mid_challenge(
         &mut self,
         state: &Arc<State>,
         rt: &Runtime,
         until: i64,
     ) -> (Response, Next) {
-        match self.sms_locked(state, rt, until).await {
-            Err(e) => (internal(e), Next::Close),
-            Ok(resp @ Response::Challenge(_)) => (resp, Next::Continue),
-            Ok(resp) => (resp, Next::Close),
+        let mobile = self.active.as_ref().and_then(|a| a.mobile.clone());
+        let verified = self.verified_number();
+        let query = ChallengeQuery {
+            grace: None,
+            opt_out_counts: false,
+            number: match (&mobile, verified) {
+                (Some(m), true) => Number::Given(m),
+                _ => Number::Stored,
+            },
+            backup_counts: self.backup_counts(rt),
+            send_without_number: false,
+            reserve: false,
+            notice: verified,
+            send: self.send_request(rt, SendKind::First),
+        };
+        let out = match state.store.challenge(query).await {
+            Ok(out) => out,
+            Err(e) => return (store_failed(e), Next::Close),
+        };
+        let (until, tell) = match out.step {
+            Step::Locked { until, notify } => (until, if notify { mobile } else { None }),
+            _ => (until, None),
+        };
+        match self.sms_locked(state, rt, &out, until, tell) {
+            resp @ Response::Challenge(_) => (resp, Next::Continue),
+            resp => (resp, Next::Close),
         }
-    }
-
-    /// Sends the lockout notice if this session is the one to send it
-    /// (the store hands the claim to exactly one per lockout), in the
-    /// background: a notice must not slow or decide a login.
-    async fn tell_owner(&self, state: &Arc<State>, rt: &Runtime) -> Result<(), StoreError> {
-        let Some(mobile) = self.known_mobile(state, rt).await? else {
-            return Ok(());
-        };
-        let user = self.begin.user.clone();
-        let Some(until) = state.store.claim_lock_notice(&user, unix_now()).await? else {
-            return Ok(());
-        };
-        let body = lockout_notice(&rt.hostname, self.begin.rhost.as_deref(), until);
-        let rt = state.runtime();
-        tokio::spawn(async move {
-            notice::send(&rt, &user, &mobile, body, "lockout_notice").await;
-        });
-        Ok(())
     }
 }
 

@@ -2,13 +2,20 @@
 //! the budget of its kind: SMS codes from the SMS budget (`[lockout]
 //! max_failures`), backup codes from their own (`backup_max_failures`), so
 //! burning one leaves the other whole.
+//!
+//! An SMS code takes one store transaction: charge, settle, stamp the
+//! success (and store an enrolled number), the lock state after. A backup
+//! code takes two, so argon2 never runs inside one: charge and fetch the
+//! hash, verify through the hashing slots, then spend, settle, count and
+//! stamp.
 
-use super::{bad_request, check_backup, internal, Active, Kind, Login, Next};
+use super::{bad_request, Active, Kind, Login, Next};
 use crate::backup;
 use crate::otp::Outcome;
 use crate::policy;
+use crate::reply::store_failed as internal;
 use crate::state::{Runtime, State};
-use crate::store::{unix_now, Attempt, Budget, StoreError};
+use crate::store::{BackupCharge, BackupSettle, Guess, GuessQuery};
 use smsotp_proto::{ErrorKind, Response, VerifyMethod};
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,58 +68,60 @@ impl Login {
         rt: &Runtime,
         code: &str,
     ) -> (Response, Next) {
-        let lockout = rt.config.lockout;
-        let user = self.begin.user.clone();
         if self.kind() == Some(Kind::BackupOnly) {
             // Not a backup code, and there is no SMS code: nothing it
             // could match, so no budget to pay. It costs a try here.
             let outcome = self.challenge_fail();
-            return self
-                .settle(state, rt, outcome, VerifyMethod::Sms, None)
-                .await;
+            return self.settle(rt, outcome, VerifyMethod::Sms, None, None);
         }
-        // The user's budget pays for the guess before it is checked.
-        // Unknown users behind a fake challenge pay too: a budget that only
-        // real users hit would tell an attacker who exists.
-        match state
-            .store
-            .begin_attempt(Budget::Sms, &user, unix_now(), &lockout)
-            .await
-        {
-            Err(e) => return (internal(e), Next::Close),
-            Ok(Attempt::Locked { until }) => {
-                return self.sms_locked_mid_challenge(state, rt, until).await
-            }
-            Ok(Attempt::Granted) => {}
-        }
+        // The in-memory check first (microseconds); its verdict counts
+        // only if the store grants the charge, in the same transaction
+        // that settles it. Unknown users behind a fake challenge pay too:
+        // a budget that only real users hit would tell who exists. A fake
+        // challenge has no code: this is always wrong.
         let outcome = match self.active.as_mut() {
-            // A fake challenge has no code: this is always wrong.
             Some(a) => a.challenge.verify(&state.hasher, code, Instant::now()),
             None => Outcome::Spent,
         };
         let right = outcome == Outcome::Verified;
-        if let Err(e) = state
-            .store
-            .finish_attempt(Budget::Sms, &user, right, unix_now(), &lockout)
-            .await
-        {
-            return (internal(e), Next::Close);
-        }
-        if let Outcome::Wrong { .. } | Outcome::Exhausted = outcome {
-            // The wrong guess may have used the user's last one.
-            match state.store.lock_state(&user, unix_now()).await {
-                Err(e) => return (internal(e), Next::Close),
-                Ok(st) => {
-                    if let Some(until) = st.locked_until {
-                        // It was checked: the audit says so, whatever comes next.
-                        self.audit_wrong(outcome, VerifyMethod::Sms);
-                        return self.sms_locked_mid_challenge(state, rt, until).await;
-                    }
-                }
+        let grace = self.grace_context(rt);
+        let enrol = self.enrolling_number();
+        // users.toml as it is now (a reload may have added the user): an
+        // enrolment never overrides it, and is then no success.
+        let in_users_file =
+            enrol.is_some() && state.runtime().users.mobile(&self.begin.user).is_some();
+        let query = GuessQuery {
+            user: &self.begin.user,
+            lockout: &rt.config.lockout,
+            right,
+            grace: if in_users_file {
+                None
+            } else {
+                grace.as_deref()
+            },
+            enrol: if in_users_file {
+                None
+            } else {
+                enrol.as_deref()
+            },
+        };
+        let (lock, enrolled) = match state.store.guess(query).await {
+            Err(e) => return (internal(e), Next::Close),
+            Ok(Guess::Locked { until, .. }) => {
+                return self.sms_locked_mid_challenge(state, rt, until).await
             }
+            Ok(Guess::Judged { lock, enrolled, .. }) => (lock, enrolled),
+        };
+        if let (Outcome::Wrong { .. } | Outcome::Exhausted, Some(until)) =
+            (outcome, lock.locked_until)
+        {
+            // The wrong guess used the user's last one. It was checked:
+            // the audit says so, whatever comes next.
+            self.audit_wrong(outcome, VerifyMethod::Sms);
+            return self.sms_locked_mid_challenge(state, rt, until).await;
         }
-        self.settle(state, rt, outcome, VerifyMethod::Sms, None)
-            .await
+        let enrolled = if in_users_file { Some(false) } else { enrolled };
+        self.settle(rt, outcome, VerifyMethod::Sms, None, enrolled)
     }
 
     async fn verify_backup(
@@ -125,13 +134,9 @@ impl Login {
         let lockout = rt.config.lockout;
         let user = self.begin.user.clone();
         let backup_only = self.kind() == Some(Kind::BackupOnly);
-        match state
-            .store
-            .begin_attempt(Budget::Backup, &user, unix_now(), &lockout)
-            .await
-        {
+        let hash = match state.store.backup_charge(&user, id, &lockout).await {
             Err(e) => return (internal(e), Next::Close),
-            Ok(Attempt::Locked { until }) => {
+            Ok(BackupCharge::Locked { now, until }) => {
                 let b = &self.begin;
                 audit!(
                     warn,
@@ -140,43 +145,79 @@ impl Login {
                     "backup code refused: backup codes are locked"
                 );
                 if backup_only {
-                    return self.backup_locked(until);
+                    return self.backup_locked(until, now);
                 }
                 // An SMS code may still complete this login.
                 let outcome = self.challenge_fail();
-                return self
-                    .settle(state, rt, outcome, VerifyMethod::BackupCode, None)
-                    .await;
+                return self.settle(rt, outcome, VerifyMethod::BackupCode, None, None);
             }
-            Ok(Attempt::Granted) => {}
-        }
-        let (outcome, left) = match check_backup(state, &user, id, secret).await {
-            Err(e) => return (internal(e), Next::Close),
-            Ok(Some(left)) => {
-                if let Some(a) = self.active.as_mut() {
-                    a.challenge.succeed();
-                }
-                (Outcome::Verified, Some(left))
-            }
-            Ok(None) => (self.challenge_fail(), None),
+            Ok(BackupCharge::Granted { hash }) => hash,
         };
-        let right = outcome == Outcome::Verified;
-        if let Err(e) = state
+        // Outside any transaction, through the daemon-wide argon2 slots,
+        // where a flood of generations can hold at most one.
+        let matched = match hash {
+            Some(hash) => {
+                let secret = zeroize::Zeroizing::new(secret.to_string());
+                state.hashing.verify(secret, hash).await
+            }
+            None => false,
+        };
+        let grace = self.grace_context(rt);
+        let settled = match state
             .store
-            .finish_attempt(Budget::Backup, &user, right, unix_now(), &lockout)
+            .backup_settle(BackupSettle {
+                user: &user,
+                id,
+                lockout: &lockout,
+                matched,
+                grace: grace.as_deref(),
+            })
             .await
         {
-            return (internal(e), Next::Close);
-        }
-        if !right && backup_only {
-            match state.store.backup_locked_until(&user, unix_now()).await {
-                Err(e) => return (internal(e), Next::Close),
-                Ok(Some(until)) => return self.backup_locked(until),
-                Ok(None) => {}
+            Err(e) => return (internal(e), Next::Close),
+            Ok(s) => s,
+        };
+        // Exactly one of concurrent uses of a code spends it.
+        let (outcome, left) = if settled.spent {
+            if let Some(a) = self.active.as_mut() {
+                a.challenge.succeed();
+            }
+            (Outcome::Verified, Some(settled.left))
+        } else {
+            (self.challenge_fail(), None)
+        };
+        if !settled.spent && backup_only {
+            if let Some(until) = settled.locked_until {
+                return self.backup_locked(until, settled.now);
             }
         }
-        self.settle(state, rt, outcome, VerifyMethod::BackupCode, left)
-            .await
+        self.settle(rt, outcome, VerifyMethod::BackupCode, left, None)
+    }
+
+    /// The grace context a success here is stamped with, if grace is on.
+    fn grace_context(&self, rt: &Runtime) -> Option<String> {
+        let b = &self.begin;
+        if self.policy.grace.is_zero() {
+            return None;
+        }
+        policy::grace_context(
+            &rt.hostname,
+            &b.service,
+            b.rhost.as_deref(),
+            b.tty.as_deref(),
+        )
+    }
+
+    /// The typed number to store once the code is right.
+    fn enrolling_number(&self) -> Option<String> {
+        match &self.active {
+            Some(Active {
+                kind: Kind::Enrolling { store: true },
+                mobile: Some(m),
+                ..
+            }) => Some(m.e164().to_string()),
+            _ => None,
+        }
     }
 
     fn kind(&self) -> Option<Kind> {
@@ -191,11 +232,11 @@ impl Login {
     }
 
     /// Backup codes are locked and nothing else can complete the login.
-    fn backup_locked(&mut self, until: i64) -> (Response, Next) {
+    fn backup_locked(&mut self, until: i64, now: i64) -> (Response, Next) {
         if let Some(a) = self.active.as_mut() {
             a.challenge.succeed();
         }
-        let secs = (until - unix_now()).max(1) as u64;
+        let secs = (until - now).max(1) as u64;
         let b = &self.begin;
         audit!(
             warn,
@@ -239,21 +280,20 @@ impl Login {
         }
     }
 
-    /// The answer for a judged guess.
-    async fn settle(
+    /// The answer for a judged guess. `enrolled`: whether the store took
+    /// the number typed at enrolment (`None`: no enrolment).
+    fn settle(
         &mut self,
-        state: &Arc<State>,
         rt: &Runtime,
         outcome: Outcome,
         method: VerifyMethod,
         left: Option<u32>,
+        enrolled: Option<bool>,
     ) -> (Response, Next) {
         match outcome {
             Outcome::Verified => {
-                match self.on_success(state, rt, method).await {
-                    Err(e) => return (internal(e), Next::Close),
-                    Ok(Some(refusal)) => return (refusal, Next::Close),
-                    Ok(None) => {}
+                if let Some(refusal) = self.on_success(rt, method, enrolled) {
+                    return (refusal, Next::Close);
                 }
                 (
                     Response::Verified {
@@ -277,58 +317,43 @@ impl Login {
         }
     }
 
-    /// Bookkeeping of a right code. `Some(refusal)` when the login must
-    /// still fail: an enrolment whose number was set by root meanwhile.
-    async fn on_success(
+    /// The audit of a right code (its bookkeeping is already committed).
+    /// `Some(refusal)` when the login must still fail: an enrolment whose
+    /// number was set by root meanwhile.
+    fn on_success(
         &mut self,
-        state: &Arc<State>,
         rt: &Runtime,
         method: VerifyMethod,
-    ) -> Result<Option<Response>, StoreError> {
+        enrolled: Option<bool>,
+    ) -> Option<Response> {
         let b = &self.begin;
-        let now = unix_now();
-        if let Some(Active {
-            kind: Kind::Enrolling { store: true },
-            mobile: Some(m),
-            ..
-        }) = &self.active
-        {
-            // users.toml as it is now (a reload may have added the user),
-            // then the store, atomically: never overwrite a number.
-            let in_users_file = state.runtime().users.mobile(&b.user).is_some();
-            if in_users_file
-                || !state
-                    .store
-                    .add_mobile_if_none(&b.user, m.e164(), now)
-                    .await?
-            {
+        match (enrolled, &self.active) {
+            (Some(false), _) => {
                 audit!(
                     warn,
                     "enroll_refused",
                     b,
                     "a number was registered while the user enrolled; login refused"
                 );
-                return Ok(Some(Response::Error {
+                return Some(Response::Error {
                     kind: ErrorKind::PermissionDenied,
                     message: ENROL_RACE.into(),
-                }));
+                });
             }
-            audit!(info, "enrolled", b, to = %rt.log_mobile(m), "number enrolled at login");
-        }
-        if !self.policy.grace.is_zero() {
-            if let Some(ctx) = policy::grace_context(
-                &rt.hostname,
-                &b.service,
-                b.rhost.as_deref(),
-                b.tty.as_deref(),
-            ) {
-                state.store.record_success(&b.user, &ctx, now).await?;
+            (
+                Some(true),
+                Some(Active {
+                    mobile: Some(m), ..
+                }),
+            ) => {
+                audit!(info, "enrolled", b, to = %rt.log_mobile(m), "number enrolled at login");
             }
+            _ => {}
         }
         match method {
             VerifyMethod::Sms => audit!(info, "verified", b, method = "sms", "code verified"),
             VerifyMethod::BackupCode => audit!(info, "backup_code_used", b, "backup code accepted"),
         }
-        Ok(None)
+        None
     }
 }

@@ -108,6 +108,7 @@ mod tests {
             per_user_per_hour: 3,
             per_rhost_per_hour: 4,
             global_per_hour: 5,
+            global_scope: Default::default(),
             allowed_countries: vec![],
         }
     }

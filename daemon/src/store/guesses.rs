@@ -1,27 +1,50 @@
 //! The SQLite side of the guess budgets: one row of counters per user and
 //! budget, read, changed by [`crate::rules::lockout`] and written back in
 //! one IMMEDIATE transaction, so concurrent sessions cannot get more
-//! guesses than the budget between them.
+//! guesses than the budget between them. Statements are prepared once per
+//! connection (`prepare_cached`).
 
 use super::Attempt;
 use crate::rules::lockout::{self, Budget, Counter};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension};
 use smsotp_config::Lockout;
 
-fn table(budget: Budget) -> &'static str {
+fn load_sql(budget: Budget) -> &'static str {
     match budget {
-        Budget::Sms => "failures",
-        Budget::Backup => "backup_failures",
+        Budget::Sms => {
+            "SELECT failures, window_start, locked_until, lockouts FROM failures WHERE user = ?1"
+        }
+        Budget::Backup => {
+            "SELECT failures, window_start, locked_until, lockouts FROM backup_failures WHERE user = ?1"
+        }
     }
 }
 
-fn load(tx: &Transaction<'_>, budget: Budget, user: &str, now: i64) -> rusqlite::Result<Counter> {
-    let sql = format!(
-        "SELECT failures, window_start, locked_until, lockouts FROM {} WHERE user = ?1",
-        table(budget)
-    );
-    let row = tx
-        .query_row(&sql, [user], |r| {
+fn save_sql(budget: Budget) -> &'static str {
+    match budget {
+        Budget::Sms => {
+            "INSERT INTO failures(user, failures, window_start, locked_until, lockouts) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(user) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+                 locked_until = excluded.locked_until, lockouts = excluded.lockouts"
+        }
+        Budget::Backup => {
+            "INSERT INTO backup_failures(user, failures, window_start, locked_until, lockouts) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(user) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
+                 locked_until = excluded.locked_until, lockouts = excluded.lockouts"
+        }
+    }
+}
+
+/// The user's counter; a fresh one whose window starts `now` if none.
+pub(super) fn load(
+    c: &Connection,
+    budget: Budget,
+    user: &str,
+    now: i64,
+) -> rusqlite::Result<Counter> {
+    let row = c
+        .prepare_cached(load_sql(budget))?
+        .query_row([user], |r| {
             Ok(Counter {
                 failures: r.get(0)?,
                 window_start: r.get(1)?,
@@ -36,51 +59,57 @@ fn load(tx: &Transaction<'_>, budget: Budget, user: &str, now: i64) -> rusqlite:
     }))
 }
 
-fn save(tx: &Transaction<'_>, budget: Budget, user: &str, c: &Counter) -> rusqlite::Result<()> {
-    let sql = format!(
-        "INSERT INTO {}(user, failures, window_start, locked_until, lockouts) VALUES (?1, ?2, ?3, ?4, ?5)
-         ON CONFLICT(user) DO UPDATE SET failures = excluded.failures, window_start = excluded.window_start,
-             locked_until = excluded.locked_until, lockouts = excluded.lockouts",
-        table(budget)
-    );
-    tx.execute(
-        &sql,
-        params![user, c.failures, c.window_start, c.locked_until, c.lockouts],
-    )
-    .map(|_| ())
+pub(super) fn save(
+    c: &Connection,
+    budget: Budget,
+    user: &str,
+    k: &Counter,
+) -> rusqlite::Result<()> {
+    c.prepare_cached(save_sql(budget))?
+        .execute(params![
+            user,
+            k.failures,
+            k.window_start,
+            k.locked_until,
+            k.lockouts
+        ])
+        .map(|_| ())
 }
 
+/// Charges a guess inside the caller's transaction.
 pub(super) fn charge(
-    c: &mut Connection,
+    c: &Connection,
     budget: Budget,
     user: &str,
     now: i64,
     l: &Lockout,
 ) -> rusqlite::Result<Attempt> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let counter = load(&tx, budget, user, now)?;
+    let counter = load(c, budget, user, now)?;
     let (attempt, next) = super::charged(lockout::charge(budget, l, counter, now));
     if let Some(next) = next {
-        save(&tx, budget, user, &next)?;
+        save(c, budget, user, &next)?;
     }
-    tx.commit()?;
     Ok(attempt)
 }
 
+/// Settles a granted guess inside the caller's transaction; the counter
+/// as it now stands.
 pub(super) fn judge(
-    c: &mut Connection,
+    c: &Connection,
     budget: Budget,
     user: &str,
     right: bool,
     now: i64,
     l: &Lockout,
-) -> rusqlite::Result<()> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let counter = load(&tx, budget, user, now)?;
-    if let Some(next) = lockout::judge(budget, l, counter, right, now) {
-        save(&tx, budget, user, &next)?;
+) -> rusqlite::Result<Counter> {
+    let counter = load(c, budget, user, now)?;
+    match lockout::judge(budget, l, counter, right, now) {
+        Some(next) => {
+            save(c, budget, user, &next)?;
+            Ok(next)
+        }
+        None => Ok(counter),
     }
-    tx.commit()
 }
 
 /// When the budget's lock ends, if it is locked at `now`.
@@ -90,8 +119,14 @@ pub(super) fn locked_until(
     user: &str,
     now: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    let sql = format!("SELECT locked_until FROM {} WHERE user = ?1", table(budget));
-    let until: Option<i64> = c.query_row(&sql, [user], |r| r.get(0)).optional()?;
+    let sql = match budget {
+        Budget::Sms => "SELECT locked_until FROM failures WHERE user = ?1",
+        Budget::Backup => "SELECT locked_until FROM backup_failures WHERE user = ?1",
+    };
+    let until: Option<i64> = c
+        .prepare_cached(sql)?
+        .query_row([user], |r| r.get(0))
+        .optional()?;
     Ok(until.filter(|u| *u > now))
 }
 
@@ -104,12 +139,11 @@ pub(super) fn claim_lock_notice(
     user: &str,
     now: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    c.query_row(
+    c.prepare_cached(
         "UPDATE failures SET notified_until = locked_until
          WHERE user = ?1 AND locked_until > ?2 AND notified_until <> locked_until
          RETURNING locked_until",
-        params![user, now],
-        |r| r.get(0),
-    )
+    )?
+    .query_row(params![user, now], |r| r.get(0))
     .optional()
 }

@@ -1,20 +1,28 @@
 //! Durable state behind one trait: enrolled numbers, backup-code hashes,
 //! failure and lockout counters, send budgets, opt-outs, grace stamps.
 //!
-//! Callers see only this trait, so a PostgreSQL backend for fleets (one
-//! backup code spent on one host is spent on all) can follow without
-//! touching them. Times are Unix seconds from the wall clock: these records
-//! outlive the process, so the monotonic clock cannot serve.
+//! Callers see only this trait: SQLite for one host, PostgreSQL for a
+//! fleet (one backup code spent on one host is spent on all). A login
+//! request is one call and one transaction ([`Store::challenge`],
+//! [`Store::guess`]; a backup code two); the per-call methods serve admin
+//! requests. Times are Unix seconds: these records outlive the process,
+//! so the monotonic clock cannot serve. The request-level calls take them
+//! from the store's [`Clock`] (PostgreSQL's `now()` for a fleet); the
+//! per-call ones from their caller.
 
 mod guesses;
 mod pg_connect;
+mod pg_requests;
 mod pg_schema;
 mod postgres;
+mod request;
 mod schema;
 mod sends;
 mod sqlite;
+mod sqlite_requests;
 
 pub use postgres::PostgresStore;
+pub use request::*;
 pub use sqlite::SqliteStore;
 
 pub use crate::rules::lockout::Budget;
@@ -64,9 +72,13 @@ pub struct LockState {
 }
 
 /// What a send is checked against.
+#[derive(Clone, Copy)]
 pub struct SendRequest<'a> {
     pub user: &'a str,
     pub rhost: Option<&'a str>,
+    /// This daemon's host name: every send is recorded with it, and with
+    /// `global_scope = "host"` the global budget counts only its own.
+    pub host: &'a str,
     pub kind: SendKind,
     pub budget: &'a SendBudget,
     pub resend: &'a Resend,
@@ -74,6 +86,29 @@ pub struct SendRequest<'a> {
 
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// `Begin`, `Resend` and `Enroll` in one transaction: reads what the
+    /// query asks (grace stamp, opt-out, the SMS lock, the stored number,
+    /// backup codes), decides with [`crate::rules::challenge`], claims the
+    /// lockout notice or reserves the send as decided, commits.
+    async fn challenge(&self, q: ChallengeQuery<'_>) -> Result<ChallengeOutcome, StoreError>;
+    /// A guess at an SMS code in one transaction: charge, settle (clear,
+    /// or lock with escalation), stamp the success and store an enrolled
+    /// number if right, and the lock state after.
+    async fn guess(&self, q: GuessQuery<'_>) -> Result<Guess, StoreError>;
+    /// A backup-code guess, first transaction: charge it to the backup
+    /// budget and fetch the code's hash. argon2 then runs outside any
+    /// transaction (tens of ms that would serialise every login on SQLite).
+    async fn backup_charge(
+        &self,
+        user: &str,
+        id: &str,
+        lockout: &Lockout,
+    ) -> Result<BackupCharge, StoreError>;
+    /// Second transaction: spend the code if argon2 matched (one winner
+    /// among concurrent users), settle the guess, count the codes left,
+    /// stamp the success.
+    async fn backup_settle(&self, q: BackupSettle<'_>) -> Result<BackupSettled, StoreError>;
+
     /// A number enrolled at login or set by the admin.
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError>;
     async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError>;
@@ -155,7 +190,9 @@ pub trait Store: Send + Sync {
 pub async fn open(cfg: &StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     Ok(match &cfg.backend {
         StoreBackend::Sqlite => Arc::new(SqliteStore::open(cfg)?),
-        StoreBackend::Postgres(pg) => Arc::new(PostgresStore::open(pg).await?),
+        StoreBackend::Postgres(pg) => {
+            Arc::new(PostgresStore::open(pg).await?.with_timeout(cfg.timeout))
+        }
     })
 }
 

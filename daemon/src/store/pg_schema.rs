@@ -62,4 +62,7 @@ pub const MIGRATIONS: &[&str] = &[
          at BIGINT NOT NULL,
          PRIMARY KEY (username, context)
      );",
+    // 2: the host of each send, for `global_scope = "host"`.
+    "ALTER TABLE smsotp.sends ADD COLUMN host TEXT NOT NULL DEFAULT '';
+     CREATE INDEX sends_host ON smsotp.sends(host, at);",
 ];

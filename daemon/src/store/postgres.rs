@@ -6,28 +6,53 @@
 //! transaction that locks the rows it reads (`SELECT ... FOR UPDATE`, or
 //! the whole send log for the budgets), runs [`crate::rules`] on them and
 //! writes the result. Read-committed isolation suffices because every
-//! read-modify-write holds its row lock until commit. The `now` of every
-//! call comes from the daemon, as with SQLite: hosts of a fleet must keep
-//! their clocks in step (NTP), see docs/OPERATIONS.md.
+//! read-modify-write holds its row lock until commit. The request-level
+//! calls (one transaction per login request, in `pg_requests`) measure
+//! time on the database's clock; every request has a deadline
+//! (`[store] timeout_seconds`), so a hung database fails a login instead
+//! of holding it.
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, MIGRATION_LOCK, SCHEMA};
+use super::sends::OwnedSend;
 use super::*;
-use crate::rules::lockout::{self, Budget};
-use crate::rules::send::{self, HOUR};
-use deadpool_postgres::{Object, Pool, Transaction};
+use crate::rules::lockout::Budget;
+use deadpool_postgres::{Object, Pool};
 use smsotp_config::PostgresConfig;
+use std::future::Future;
+use std::time::Duration;
 
 pub struct PostgresStore {
     pool: Pool,
     label: String,
+    pub(super) clock: Clock,
+    timeout: Duration,
 }
 
-fn table(budget: Budget) -> &'static str {
-    match budget {
-        Budget::Sms => "smsotp.failures",
-        Budget::Backup => "smsotp.backup_failures",
-    }
+/// The body `$body` inside one transaction on a pooled connection, under
+/// the request deadline; `$now` (if named) is the transaction's time.
+macro_rules! in_tx {
+    ($s:ident, $tx:ident, $now:ident, $body:expr) => {
+        $s.within(async {
+            let mut c = $s.client().await?;
+            let $tx = c.transaction().await.map_err(|e| $s.pg(e))?;
+            let $now = $s.tx_now(&$tx).await?;
+            let out = $body;
+            $tx.commit().await.map_err(|e| $s.pg(e))?;
+            Ok(out)
+        })
+        .await
+    };
+    ($s:ident, $tx:ident, $body:expr) => {
+        $s.within(async {
+            let mut c = $s.client().await?;
+            let $tx = c.transaction().await.map_err(|e| $s.pg(e))?;
+            let out = $body;
+            $tx.commit().await.map_err(|e| $s.pg(e))?;
+            Ok(out)
+        })
+        .await
+    };
 }
 
 impl PostgresStore {
@@ -37,9 +62,37 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: pg_connect::pool(cfg)?,
             label: pg_connect::label(cfg),
+            clock: Clock::system(),
+            timeout: DEFAULT_TIMEOUT,
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The clock of the request-level calls (tests fix and move it).
+    pub fn with_clock(mut self, clock: Clock) -> PostgresStore {
+        self.clock = clock;
+        self
+    }
+
+    /// Each request's deadline (`[store] timeout_seconds`).
+    pub fn with_timeout(mut self, timeout: Duration) -> PostgresStore {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `fut` under the request deadline. Dropped at the deadline, its
+    /// transaction is never committed: the database rolls it back when
+    /// the connection goes, and the pool replaces the connection.
+    async fn within<T>(
+        &self,
+        fut: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .unwrap_or_else(|_| {
+                Err(self.err(format!("no answer within {} s", self.timeout.as_secs())))
+            })
     }
 
     fn err(&self, message: String) -> StoreError {
@@ -49,7 +102,7 @@ impl PostgresStore {
         }
     }
 
-    fn pg(&self, e: tokio_postgres::Error) -> StoreError {
+    pub(super) fn pg(&self, e: tokio_postgres::Error) -> StoreError {
         self.err(describe(&e))
     }
 
@@ -108,64 +161,18 @@ impl PostgresStore {
         tx.commit().await.map_err(|e| self.pg(e))
     }
 
-    /// The user's counter row, created if missing and locked to commit,
-    /// so two first guesses cannot both start from nothing.
-    async fn lock_counter(
-        &self,
-        tx: &Transaction<'_>,
-        budget: Budget,
-        user: &str,
-        now: i64,
-    ) -> Result<Counter, StoreError> {
-        let t = table(budget);
-        tx.execute(
-            &format!("INSERT INTO {t}(username, window_start) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING"),
-            &[&user, &now],
-        )
-        .await
-        .map_err(|e| self.pg(e))?;
-        let r = tx
-            .query_one(
-                &format!("SELECT failures, window_start, locked_until, lockouts FROM {t} WHERE username = $1 FOR UPDATE"),
-                &[&user],
-            )
-            .await
-            .map_err(|e| self.pg(e))?;
-        Ok(Counter {
-            failures: r.get(0),
-            window_start: r.get(1),
-            locked_until: r.get(2),
-            lockouts: r.get(3),
-        })
-    }
-
-    async fn save_counter(
-        &self,
-        tx: &Transaction<'_>,
-        budget: Budget,
-        user: &str,
-        c: &Counter,
-    ) -> Result<(), StoreError> {
-        tx.execute(
-            &format!(
-                "UPDATE {} SET failures = $2, window_start = $3, locked_until = $4, lockouts = $5 WHERE username = $1",
-                table(budget)
-            ),
-            &[&user, &c.failures, &c.window_start, &c.locked_until, &c.lockouts],
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| self.pg(e))
-    }
-
     /// One statement outside a transaction: rows changed.
     async fn exec(
         &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, StoreError> {
-        let c = self.client().await?;
-        c.execute(sql, params).await.map_err(|e| self.pg(e))
+        self.within(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await.map_err(|e| self.pg(e))?;
+            c.execute(&st, params).await.map_err(|e| self.pg(e))
+        })
+        .await
     }
 
     async fn one(
@@ -173,13 +180,46 @@ impl PostgresStore {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Option<tokio_postgres::Row>, StoreError> {
-        let c = self.client().await?;
-        c.query_opt(sql, params).await.map_err(|e| self.pg(e))
+        self.within(async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await.map_err(|e| self.pg(e))?;
+            c.query_opt(&st, params).await.map_err(|e| self.pg(e))
+        })
+        .await
     }
 }
 
+/// Until `with_timeout`: the config's default.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
 #[async_trait]
 impl Store for PostgresStore {
+    async fn challenge(&self, q: ChallengeQuery<'_>) -> Result<ChallengeOutcome, StoreError> {
+        in_tx!(self, tx, now, self.challenge_in(&tx, &q, now).await?)
+    }
+
+    async fn guess(&self, q: GuessQuery<'_>) -> Result<Guess, StoreError> {
+        in_tx!(self, tx, now, self.guess_in(&tx, &q, now).await?)
+    }
+
+    async fn backup_charge(
+        &self,
+        user: &str,
+        id: &str,
+        lockout: &Lockout,
+    ) -> Result<BackupCharge, StoreError> {
+        in_tx!(
+            self,
+            tx,
+            now,
+            self.backup_charge_in(&tx, user, id, lockout, now).await?
+        )
+    }
+
+    async fn backup_settle(&self, q: BackupSettle<'_>) -> Result<BackupSettled, StoreError> {
+        in_tx!(self, tx, now, self.backup_settle_in(&tx, &q, now).await?)
+    }
+
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError> {
         let row = self
             .one(
@@ -217,20 +257,19 @@ impl Store for PostgresStore {
     }
 
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let mut n = 0;
-        for t in USER_TABLES {
-            n += tx
-                .execute(
-                    &format!("DELETE FROM {SCHEMA}.{t} WHERE username = $1"),
-                    &[&user],
-                )
-                .await
-                .map_err(|e| self.pg(e))?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))?;
-        Ok(n > 0)
+        in_tx!(self, tx, {
+            let mut n = 0;
+            for t in USER_TABLES {
+                n += self
+                    .run(
+                        &tx,
+                        &format!("DELETE FROM {SCHEMA}.{t} WHERE username = $1"),
+                        &[&user],
+                    )
+                    .await?;
+            }
+            n > 0
+        })
     }
 
     async fn begin_attempt(
@@ -240,15 +279,12 @@ impl Store for PostgresStore {
         now: i64,
         l: &Lockout,
     ) -> Result<Attempt, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let counter = self.lock_counter(&tx, budget, user, now).await?;
-        let (attempt, next) = charged(lockout::charge(budget, l, counter, now));
-        if let Some(next) = next {
-            self.save_counter(&tx, budget, user, &next).await?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))?;
-        Ok(attempt)
+        in_tx!(self, tx, {
+            match self.charge_in(&tx, budget, user, now, l).await? {
+                Ok(()) => Attempt::Granted,
+                Err(until) => Attempt::Locked { until },
+            }
+        })
     }
 
     async fn finish_attempt(
@@ -259,13 +295,9 @@ impl Store for PostgresStore {
         now: i64,
         l: &Lockout,
     ) -> Result<(), StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let counter = self.lock_counter(&tx, budget, user, now).await?;
-        if let Some(next) = lockout::judge(budget, l, counter, right, now) {
-            self.save_counter(&tx, budget, user, &next).await?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))
+        in_tx!(self, tx, {
+            self.judge_in(&tx, budget, user, right, now, l).await?;
+        })
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
@@ -305,20 +337,19 @@ impl Store for PostgresStore {
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        let mut n = 0;
-        for budget in [Budget::Sms, Budget::Backup] {
-            n += tx
-                .execute(
-                    &format!("DELETE FROM {} WHERE username = $1", table(budget)),
-                    &[&user],
-                )
-                .await
-                .map_err(|e| self.pg(e))?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))?;
-        Ok(n > 0)
+        in_tx!(self, tx, {
+            let mut n = 0;
+            for budget in [Budget::Sms, Budget::Backup] {
+                n += self
+                    .run(
+                        &tx,
+                        &format!("DELETE FROM smsotp.{} WHERE username = $1", budget.table()),
+                        &[&user],
+                    )
+                    .await?;
+            }
+            n > 0
+        })
     }
 
     async fn reserve_send(
@@ -326,53 +357,8 @@ impl Store for PostgresStore {
         req: SendRequest<'_>,
         now: i64,
     ) -> Result<SendDecision, StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        // The global budget counts every user's sends, so sends take turns
-        // across the fleet (readers of the table are not blocked).
-        tx.batch_execute("LOCK TABLE smsotp.sends IN SHARE ROW EXCLUSIVE MODE")
-            .await
-            .map_err(|e| self.pg(e))?;
-        let since = now - HOUR;
-        tx.execute("DELETE FROM smsotp.sends WHERE at <= $1", &[&since])
-            .await
-            .map_err(|e| self.pg(e))?;
-        let r = tx
-            .query_one(
-                &sends::history_sql("smsotp.sends", "username", '$'),
-                &[&since, &req.user, &req.rhost],
-            )
-            .await
-            .map_err(|e| self.pg(e))?;
-        let row: sends::Row = (
-            r.get(0),
-            r.get(1),
-            r.get(2),
-            r.get(3),
-            r.get(4),
-            r.get(5),
-            r.get(6),
-            r.get(7),
-            r.get(8),
-        );
-        let history = sends::history(row, req.rhost.is_some());
-        if let Err(refused) = send::check(
-            &history,
-            req.kind == SendKind::Resend,
-            req.budget,
-            req.resend,
-            now,
-        ) {
-            return Ok(sends::refused(refused));
-        }
-        tx.execute(
-            "INSERT INTO smsotp.sends(at, username, rhost, kind) VALUES ($1, $2, $3, $4)",
-            &[&now, &req.user, &req.rhost, &sends::kind_name(req.kind)],
-        )
-        .await
-        .map_err(|e| self.pg(e))?;
-        tx.commit().await.map_err(|e| self.pg(e))?;
-        Ok(SendDecision::Allowed)
+        let send = OwnedSend::new(&req);
+        in_tx!(self, tx, self.reserve_in(&tx, &send, now).await?)
     }
 
     async fn replace_backup_codes(
@@ -381,23 +367,22 @@ impl Store for PostgresStore {
         codes: Vec<(String, String)>,
         now: i64,
     ) -> Result<(), StoreError> {
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(|e| self.pg(e))?;
-        tx.execute(
-            "DELETE FROM smsotp.backup_codes WHERE username = $1",
-            &[&user],
-        )
-        .await
-        .map_err(|e| self.pg(e))?;
-        for (id, hash) in &codes {
-            tx.execute(
-                "INSERT INTO smsotp.backup_codes(username, id, hash, created_at) VALUES ($1, $2, $3, $4)",
-                &[&user, id, hash, &now],
+        in_tx!(self, tx, {
+            self.run(
+                &tx,
+                "DELETE FROM smsotp.backup_codes WHERE username = $1",
+                &[&user],
             )
-            .await
-            .map_err(|e| self.pg(e))?;
-        }
-        tx.commit().await.map_err(|e| self.pg(e))
+            .await?;
+            for (id, hash) in &codes {
+                self.run(
+                    &tx,
+                    "INSERT INTO smsotp.backup_codes(username, id, hash, created_at) VALUES ($1, $2, $3, $4)",
+                    &[&user, id, hash, &now],
+                )
+                .await?;
+            }
+        })
     }
 
     async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {

@@ -54,4 +54,7 @@ pub const MIGRATIONS: &[&str] = &[
          lockouts INTEGER NOT NULL DEFAULT 0
      );
      ALTER TABLE failures ADD COLUMN notified_until INTEGER NOT NULL DEFAULT 0;",
+    // 3: the host of each send, so `global_scope = "host"` can count a
+    // host's own sends once several share a store.
+    "ALTER TABLE sends ADD COLUMN host TEXT NOT NULL DEFAULT '';",
 ];

@@ -4,17 +4,20 @@
 //! The SQL is written once, with PostgreSQL's `$N` parameters; SQLite
 //! gets the same text with `?N`, which it numbers the same way.
 
-use super::{SendDecision, SendKind};
+use super::{SendDecision, SendKind, SendRequest};
 use crate::rules::send::{History, Refused, Window};
+use smsotp_config::{GlobalScope, Resend, SendBudget};
 
 /// `$1` = start of the window (exclusive), `$2` = user, `$3` = rhost or
-/// NULL. Nine columns: (count, oldest) for user, rhost, all, the user's
-/// resends, then the user's latest send.
+/// NULL, `$4` = the host whose sends the global budget counts, or NULL for
+/// the whole fleet. Nine columns: (count, oldest) for user, rhost, global,
+/// the user's resends, then the user's latest send.
 pub(super) fn history_sql(table: &str, user: &str, param: char) -> String {
     let sql = format!(
         "SELECT COUNT(*) FILTER (WHERE {user} = $2), MIN(at) FILTER (WHERE {user} = $2),
                 COUNT(*) FILTER (WHERE rhost = $3), MIN(at) FILTER (WHERE rhost = $3),
-                COUNT(*), MIN(at),
+                COUNT(*) FILTER (WHERE CAST($4 AS TEXT) IS NULL OR host = $4),
+                MIN(at) FILTER (WHERE CAST($4 AS TEXT) IS NULL OR host = $4),
                 COUNT(*) FILTER (WHERE {user} = $2 AND kind = 'resend'),
                 MIN(at) FILTER (WHERE {user} = $2 AND kind = 'resend'),
                 MAX(at) FILTER (WHERE {user} = $2)
@@ -60,4 +63,42 @@ pub(super) fn refused(r: Refused) -> SendDecision {
         reason: r.refusal.reason().into(),
         retry_after: r.retry_after,
     }
+}
+
+/// A [`SendRequest`] owned, to move into a store thread or job.
+#[derive(Debug, Clone)]
+pub(super) struct OwnedSend {
+    pub user: String,
+    pub rhost: Option<String>,
+    pub host: String,
+    pub kind: SendKind,
+    pub budget: SendBudget,
+    pub resend: Resend,
+}
+
+impl OwnedSend {
+    pub fn new(r: &SendRequest<'_>) -> OwnedSend {
+        OwnedSend {
+            user: r.user.to_string(),
+            rhost: r.rhost.map(str::to_string),
+            host: r.host.to_string(),
+            kind: r.kind,
+            budget: r.budget.clone(),
+            resend: *r.resend,
+        }
+    }
+
+    /// `$4` of [`history_sql`]: whose sends the global budget counts.
+    pub fn global_host(&self) -> Option<&str> {
+        match self.budget.global_scope {
+            GlobalScope::Host => Some(&self.host),
+            GlobalScope::Fleet => None,
+        }
+    }
+}
+
+/// The statement that records an allowed send (`?N` for SQLite).
+pub(super) fn insert_sql(table: &str, user: &str, param: char) -> String {
+    format!("INSERT INTO {table}(at, {user}, rhost, kind, host) VALUES ($1, $2, $3, $4, $5)")
+        .replace('$', &param.to_string())
 }

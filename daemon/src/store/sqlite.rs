@@ -3,23 +3,36 @@
 //! instant loses no committed change and never leaves a half-written
 //! record (`sync = "full"` also survives a power cut).
 //!
-//! rusqlite is blocking: each call runs on tokio's blocking pool with the
-//! one connection behind a mutex, which also serialises writers so every
-//! read-modify-write below is atomic.
+//! rusqlite is blocking: one thread of the store's own owns the
+//! connection and runs jobs sent over a channel, one after the other (so
+//! every read-modify-write below is atomic, and statements stay prepared
+//! in the connection's cache), answering over a oneshot: one hand-off per
+//! request instead of a trip through tokio's blocking pool per call. Each
+//! request has a deadline (`[store] timeout_seconds`).
 
+use super::guesses;
+use super::sends::OwnedSend;
+use super::sqlite_requests::{self as req, ChallengeJob, GuessJob};
 use super::*;
-use super::{guesses, sends};
 use crate::rules::lockout::Budget;
-use crate::rules::send::{self, HOUR};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-use smsotp_config::{StoreConfig, StoreSync};
+use smsotp_config::{Mobile, StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    jobs: mpsc::Sender<Job>,
     path: Arc<PathBuf>,
+    clock: Clock,
+    timeout: Duration,
+    /// Jobs handed to the thread, each at most one transaction: what a
+    /// request costs, for tests and measurements.
+    requests: Arc<AtomicU64>,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -31,7 +44,7 @@ fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed, mode 0600 in a 0700 directory) and
-    /// migrates the store.
+    /// migrates the store, and starts its thread.
     pub fn open(cfg: &StoreConfig) -> Result<SqliteStore, StoreError> {
         let path = cfg.path.clone();
         if let Some(dir) = path.parent() {
@@ -49,7 +62,7 @@ impl SqliteStore {
             .map_err(|e| err(&path, e))?;
         let conn = Connection::open(&path).map_err(|e| err(&path, e))?;
         let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-        conn.busy_timeout(std::time::Duration::from_secs(5))
+        conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| err(&path, e))?;
         let mode: String = conn
             .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -67,28 +80,87 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", sync)
             .map_err(|e| err(&path, e))?;
         migrate(&conn).map_err(|e| err(&path, e))?;
+        // Room for every statement of this file, so none is re-parsed.
+        conn.set_prepared_statement_cache_capacity(64);
+        let (jobs, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("smsotp-store".into())
+            .spawn(move || serve(conn, rx))
+            .map_err(|e| err(&path, format!("cannot start the store thread: {e}")))?;
         Ok(SqliteStore {
-            conn: Arc::new(Mutex::new(conn)),
+            jobs,
             path: Arc::new(path),
+            clock: Clock::system(),
+            timeout: cfg.timeout,
+            requests: Arc::default(),
         })
     }
 
+    /// The clock of the request-level calls (tests fix and move it).
+    pub fn with_clock(mut self, clock: Clock) -> SqliteStore {
+        self.clock = clock;
+        self
+    }
+
+    /// Store requests made so far (one hand-off to the thread each).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the store thread and waits for its answer, at most the
+    /// request deadline. A job that misses it still runs to its end on the
+    /// thread (its transaction commits or rolls back whole); the caller
+    /// has already denied.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = Arc::clone(&self.conn);
-        let path = Arc::clone(&self.path);
-        let p2 = Arc::clone(&path);
-        tokio::task::spawn_blocking(move || {
-            // A panic inside a closure cannot leave a transaction half
-            // applied (it rolls back on drop), so a poisoned lock is safe.
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard).map_err(|e| err(&p2, e))
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |c| {
+            let _ = tx.send(f(c));
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| err(&self.path, "the store thread has stopped"))?;
+        match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => Err(err(
+                &self.path,
+                format!("no answer within {} s", self.timeout.as_secs()),
+            )),
+            Ok(Err(_)) => Err(err(&self.path, "store task failed")),
+            Ok(Ok(r)) => r.map_err(|e| err(&self.path, e)),
+        }
+    }
+
+    /// [`run`](Self::run) inside one IMMEDIATE transaction, with the
+    /// store's time: committed if `f` succeeds, rolled back otherwise.
+    async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        self.run(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let out = f(&tx, clock.host_now())?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
-        .map_err(|e| err(&path, format!("store task failed: {e}")))?
+    }
+}
+
+/// The store thread: jobs in order until every handle is dropped. A
+/// panicking job rolls its transaction back as it unwinds; the thread
+/// carries on with the next.
+fn serve(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+    for job in jobs {
+        let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+        if std::panic::catch_unwind(run).is_err() {
+            tracing::error!(event = "store_error", "a store job panicked; rolled back");
+        }
     }
 }
 
@@ -109,25 +181,101 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError> {
-        let user = user.to_string();
-        self.run(move |c| {
-            c.query_row("SELECT e164 FROM mobiles WHERE user = ?1", [user], |r| {
-                r.get(0)
+    async fn challenge(&self, q: ChallengeQuery<'_>) -> Result<ChallengeOutcome, StoreError> {
+        let job = ChallengeJob {
+            user: q.send.user.to_string(),
+            ask: q.ask(),
+            grace: q.grace.map(|(ctx, _)| ctx.to_string()),
+            given: match q.number {
+                Number::Given(m) => Some(m.clone()),
+                Number::Stored => None,
+            },
+            backup_counts: q.backup_counts,
+            reserve: q.reserve,
+            send: OwnedSend::new(&q.send),
+        };
+        let (done, now) = self
+            .tx(move |c, now| Ok((req::challenge(c, &job, now)?, now)))
+            .await?;
+        Ok(ChallengeOutcome {
+            now,
+            step: done.step,
+            stored: done.stored.and_then(|s| Mobile::parse(&s).ok()),
+            backup_left: done.backup_left,
+            backup_locked_until: done.backup_locked_until,
+            send: done.send,
+        })
+    }
+
+    async fn guess(&self, q: GuessQuery<'_>) -> Result<Guess, StoreError> {
+        let job = GuessJob {
+            user: q.user.to_string(),
+            lockout: *q.lockout,
+            right: q.right,
+            grace: q.grace.map(str::to_string),
+            enrol: q.enrol.map(str::to_string),
+        };
+        let (out, now) = self
+            .tx(move |c, now| Ok((req::guess(c, &job, now)?, now)))
+            .await?;
+        Ok(match out {
+            Err(until) => Guess::Locked { now, until },
+            Ok((lock, enrolled)) => Guess::Judged {
+                now,
+                lock,
+                enrolled,
+            },
+        })
+    }
+
+    async fn backup_charge(
+        &self,
+        user: &str,
+        id: &str,
+        lockout: &Lockout,
+    ) -> Result<BackupCharge, StoreError> {
+        let (user, id, l) = (user.to_string(), id.to_string(), *lockout);
+        let (out, now) = self
+            .tx(move |c, now| Ok((req::backup_charge(c, &user, &id, &l, now)?, now)))
+            .await?;
+        Ok(match out {
+            Err(until) => BackupCharge::Locked { now, until },
+            Ok(hash) => BackupCharge::Granted { hash },
+        })
+    }
+
+    async fn backup_settle(&self, q: BackupSettle<'_>) -> Result<BackupSettled, StoreError> {
+        let (user, id, l) = (q.user.to_string(), q.id.to_string(), *q.lockout);
+        let (matched, grace) = (q.matched, q.grace.map(str::to_string));
+        self.tx(move |c, now| {
+            let (spent, left, locked_until) =
+                req::backup_settle(c, &user, &id, &l, matched, grace.as_deref(), now)?;
+            Ok(BackupSettled {
+                now,
+                spent,
+                left,
+                locked_until,
             })
-            .optional()
         })
         .await
+    }
+
+    // The per-call methods below serve the admin requests and step-up
+    // codes: one job (and at most one transaction) each.
+
+    async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError> {
+        let user = user.to_string();
+        self.run(move |c| req::stored_mobile(c, &user)).await
     }
 
     async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError> {
         let (user, e164) = (user.to_string(), e164.to_string());
         self.run(move |c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(user) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
-                params![user, e164, now],
-            )
+            )?
+            .execute(params![user, e164, now])
             .map(|_| ())
         })
         .await
@@ -140,26 +288,19 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let (user, e164) = (user.to_string(), e164.to_string());
-        self.run(move |c| {
-            let n = c.execute(
-                "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(user) DO NOTHING",
-                params![user, e164, now],
-            )?;
-            Ok(n == 1)
-        })
-        .await
+        self.run(move |c| req::add_mobile_if_none(c, &user, &e164, now))
+            .await
     }
 
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.tx(move |c, _| {
             let mut n = 0;
             for table in USER_TABLES {
-                n += tx.execute(&format!("DELETE FROM {table} WHERE user = ?1"), [&user])?;
+                n += c
+                    .prepare_cached(&format!("DELETE FROM {table} WHERE user = ?1"))?
+                    .execute([&user])?;
             }
-            tx.commit()?;
             Ok(n > 0)
         })
         .await
@@ -173,7 +314,7 @@ impl Store for SqliteStore {
         lockout: &Lockout,
     ) -> Result<Attempt, StoreError> {
         let (user, lockout) = (user.to_string(), *lockout);
-        self.run(move |c| guesses::charge(c, budget, &user, now, &lockout))
+        self.tx(move |c, _| guesses::charge(c, budget, &user, now, &lockout))
             .await
     }
 
@@ -186,7 +327,7 @@ impl Store for SqliteStore {
         lockout: &Lockout,
     ) -> Result<(), StoreError> {
         let (user, lockout) = (user.to_string(), *lockout);
-        self.run(move |c| guesses::judge(c, budget, &user, right, now, &lockout))
+        self.tx(move |c, _| guesses::judge(c, budget, &user, right, now, &lockout).map(|_| ()))
             .await
     }
 
@@ -206,11 +347,10 @@ impl Store for SqliteStore {
         let user = user.to_string();
         self.run(move |c| {
             let row: Option<(i64, i64, i64)> = c
-                .query_row(
+                .prepare_cached(
                     "SELECT failures, locked_until, lockouts FROM failures WHERE user = ?1",
-                    [&user],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-                )
+                )?
+                .query_row([&user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
             Ok(row.map_or_else(LockState::default, |(f, until, n)| {
                 LockState::from_row(f, until, n, now)
@@ -221,61 +361,21 @@ impl Store for SqliteStore {
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut n = tx.execute("DELETE FROM failures WHERE user = ?1", [&user])?;
-            n += tx.execute("DELETE FROM backup_failures WHERE user = ?1", [&user])?;
-            tx.commit()?;
+        self.tx(move |c, _| {
+            let mut n = c
+                .prepare_cached("DELETE FROM failures WHERE user = ?1")?
+                .execute([&user])?;
+            n += c
+                .prepare_cached("DELETE FROM backup_failures WHERE user = ?1")?
+                .execute([&user])?;
             Ok(n > 0)
         })
         .await
     }
 
-    async fn reserve_send(
-        &self,
-        req: SendRequest<'_>,
-        now: i64,
-    ) -> Result<SendDecision, StoreError> {
-        let user = req.user.to_string();
-        let rhost = req.rhost.map(str::to_string);
-        let kind = req.kind;
-        let budget = req.budget.clone();
-        let resend = *req.resend;
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let since = now - HOUR;
-            // Old rows only ever leave through here, so the table stays an
-            // hour deep.
-            tx.execute("DELETE FROM sends WHERE at <= ?1", [since])?;
-            let row: sends::Row = tx.query_row(
-                &sends::history_sql("sends", "user", '?'),
-                params![since, user, rhost],
-                |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                },
-            )?;
-            let history = sends::history(row, rhost.is_some());
-            if let Err(r) = send::check(&history, kind == SendKind::Resend, &budget, &resend, now) {
-                return Ok(sends::refused(r));
-            }
-            tx.execute(
-                "INSERT INTO sends(at, user, rhost, kind) VALUES (?1, ?2, ?3, ?4)",
-                params![now, user, rhost, sends::kind_name(kind)],
-            )?;
-            tx.commit()?;
-            Ok(SendDecision::Allowed)
-        })
-        .await
+    async fn reserve_send(&self, r: SendRequest<'_>, now: i64) -> Result<SendDecision, StoreError> {
+        let send = OwnedSend::new(&r);
+        self.tx(move |c, _| req::reserve(c, &send, now)).await
     }
 
     async fn replace_backup_codes(
@@ -285,16 +385,16 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM backup_codes WHERE user = ?1", [&user])?;
+        self.tx(move |c, _| {
+            c.prepare_cached("DELETE FROM backup_codes WHERE user = ?1")?
+                .execute([&user])?;
+            let mut insert = c.prepare_cached(
+                "INSERT INTO backup_codes(user, id, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for (id, hash) in &codes {
-                tx.execute(
-                    "INSERT INTO backup_codes(user, id, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![user, id, hash, now],
-                )?;
+                insert.execute(params![user, id, hash, now])?;
             }
-            tx.commit()
+            Ok(())
         })
         .await
     }
@@ -302,11 +402,10 @@ impl Store for SqliteStore {
     async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {
         let (user, id) = (user.to_string(), id.to_string());
         self.run(move |c| {
-            c.query_row(
+            c.prepare_cached(
                 "SELECT hash FROM backup_codes WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-                [user, id],
-                |r| r.get(0),
-            )
+            )?
+            .query_row([user, id], |r| r.get(0))
             .optional()
         })
         .await
@@ -315,10 +414,11 @@ impl Store for SqliteStore {
     async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError> {
         let (user, id) = (user.to_string(), id.to_string());
         self.run(move |c| {
-            let n = c.execute(
-                "UPDATE backup_codes SET used_at = ?3 WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-                params![user, id, now],
-            )?;
+            let n = c
+                .prepare_cached(
+                    "UPDATE backup_codes SET used_at = ?3 WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
+                )?
+                .execute(params![user, id, now])?;
             Ok(n == 1)
         })
         .await
@@ -326,27 +426,20 @@ impl Store for SqliteStore {
 
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
-            let n: i64 = c.query_row(
-                "SELECT COUNT(*) FROM backup_codes WHERE user = ?1 AND used_at IS NULL",
-                [user],
-                |r| r.get(0),
-            )?;
-            Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
-        })
-        .await
+        self.run(move |c| req::backup_left(c, &user)).await
     }
 
     async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError> {
         let user = user.to_string();
         self.run(move |c| {
             if opted_out {
-                c.execute(
+                c.prepare_cached(
                     "INSERT INTO opt_outs(user, at) VALUES (?1, ?2) ON CONFLICT(user) DO NOTHING",
-                    params![user, now],
-                )?;
+                )?
+                .execute(params![user, now])?;
             } else {
-                c.execute("DELETE FROM opt_outs WHERE user = ?1", [user])?;
+                c.prepare_cached("DELETE FROM opt_outs WHERE user = ?1")?
+                    .execute([user])?;
             }
             Ok(())
         })
@@ -356,7 +449,8 @@ impl Store for SqliteStore {
     async fn opted_out(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
         self.run(move |c| {
-            c.query_row("SELECT 1 FROM opt_outs WHERE user = ?1", [user], |_| Ok(()))
+            c.prepare_cached("SELECT 1 FROM opt_outs WHERE user = ?1")?
+                .query_row([user], |_| Ok(()))
                 .optional()
                 .map(|r| r.is_some())
         })
@@ -365,26 +459,15 @@ impl Store for SqliteStore {
 
     async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError> {
         let (user, context) = (user.to_string(), context.to_string());
-        self.run(move |c| {
-            c.execute(
-                "INSERT INTO successes(user, context, at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(user, context) DO UPDATE SET at = excluded.at",
-                params![user, context, now],
-            )
-            .map(|_| ())
-        })
-        .await
+        self.run(move |c| req::stamp(c, &user, &context, now)).await
     }
 
     async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError> {
         let (user, context) = (user.to_string(), context.to_string());
         self.run(move |c| {
-            c.query_row(
-                "SELECT at FROM successes WHERE user = ?1 AND context = ?2",
-                [user, context],
-                |r| r.get(0),
-            )
-            .optional()
+            c.prepare_cached("SELECT at FROM successes WHERE user = ?1 AND context = ?2")?
+                .query_row([user, context], |r| r.get(0))
+                .optional()
         })
         .await
     }

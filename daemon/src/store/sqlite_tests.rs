@@ -9,6 +9,7 @@ fn open(dir: &Path) -> SqliteStore {
         path: dir.join("state.db"),
         sync: StoreSync::Normal,
         backend: smsotp_config::StoreBackend::Sqlite,
+        timeout: std::time::Duration::from_secs(3),
     })
     .unwrap()
 }
@@ -72,4 +73,42 @@ async fn migrations_are_recorded() {
     assert_eq!(v as usize, schema::MIGRATIONS.len());
     drop(c);
     drop(open(dir.path()));
+}
+
+/// A store held by someone else (here a writer that never commits) fails
+/// the request at its deadline instead of holding the login, and the store
+/// serves again once the holder lets go.
+#[tokio::test]
+async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let s = SqliteStore::open(&StoreConfig {
+        path: path.clone(),
+        sync: StoreSync::Normal,
+        backend: smsotp_config::StoreBackend::Sqlite,
+        timeout: std::time::Duration::from_secs(1),
+    })
+    .unwrap();
+    let holder = Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let e = s
+        .begin_attempt(Budget::Sms, "a", 10, &lockout())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(e.to_string().contains("no answer within 1 s"), "{e}");
+    // The deadline, not SQLite's 5 s busy wait, ended it.
+    assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+    holder.execute_batch("ROLLBACK").unwrap();
+    // The job that missed its deadline finishes on the thread first (it
+    // charged the guess: fail-closed); then the store answers.
+    assert_eq!(s.lock_state("a", 10).await.unwrap().failures, 1);
+}
+
+/// The default lockout policy.
+fn lockout() -> Lockout {
+    smsotp_config::parse(Path::new("x.toml"), "")
+        .unwrap()
+        .lockout
 }

@@ -7,6 +7,7 @@
 #[allow(dead_code)]
 #[path = "../../../tests/src/pg.rs"]
 mod pg;
+mod requests;
 mod suite;
 
 /// One `#[tokio::test]` per suite function, each on a fresh database from
@@ -18,11 +19,17 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let Some(pair) = $fresh().await else { return };
-                crate::suite::$name(&pair).await;
+                crate::$name(&pair).await;
             }
         )*
     };
 }
+
+/// Where the fixed clock of the request-level calls starts (late 2026).
+const START: i64 = 1_796_000_000;
+
+use requests::*;
+use suite::*;
 
 /// Every function of the suite, for each backend's `conformance!`.
 macro_rules! all_conformance {
@@ -44,14 +51,24 @@ macro_rules! all_conformance {
             racing_sends_get_exactly_the_budget,
             a_racing_lock_notice_is_claimed_once,
             racing_enrolments_store_one_number,
+            a_begin_skips_or_sends_in_one_call,
+            guesses_settle_in_one_call_and_report_the_lock,
+            a_begin_sees_the_lock_and_one_tells_the_owner,
+            enrolment_by_a_right_guess_never_overwrites,
+            a_backup_guess_charges_then_settles,
+            racing_guess_requests_get_exactly_the_budget,
+            racing_backup_settles_have_one_winner,
+            racing_begins_get_exactly_the_send_budget,
+            the_global_budget_counts_per_host_or_per_fleet,
         );
     };
 }
 
 mod sqlite {
     use super::suite::Pair;
+    use super::START;
     use smsotp_config::{StoreConfig, StoreSync};
-    use smsotpd::store::SqliteStore;
+    use smsotpd::store::{Clock, SqliteStore};
     use std::sync::Arc;
 
     /// Two connections on one file: the same races as two daemons would
@@ -62,10 +79,12 @@ mod sqlite {
             path: dir.path().join("state.db"),
             sync: StoreSync::Normal,
             backend: smsotp_config::StoreBackend::Sqlite,
+            timeout: std::time::Duration::from_secs(3),
         };
-        let a = SqliteStore::open(&cfg).unwrap();
-        let b = SqliteStore::open(&cfg).unwrap();
-        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(dir)))
+        let clock = Clock::fixed(START);
+        let a = SqliteStore::open(&cfg).unwrap().with_clock(clock.clone());
+        let b = SqliteStore::open(&cfg).unwrap().with_clock(clock.clone());
+        Some(Pair::new(Arc::new(a), Arc::new(b), clock, Box::new(dir)))
     }
 
     all_conformance!(fresh);
@@ -74,8 +93,9 @@ mod sqlite {
 mod postgres {
     use super::pg::Postgres;
     use super::suite::Pair;
+    use super::START;
     use smsotp_config::{PgSslMode, PostgresConfig};
-    use smsotpd::store::{PostgresStore, Store};
+    use smsotpd::store::{Clock, PostgresStore, Store};
     use std::sync::{Arc, OnceLock};
 
     /// One cluster for the whole test binary (a database per test): a
@@ -99,6 +119,17 @@ mod postgres {
             .as_ref()
     }
 
+    /// A wrong guess of user `u`.
+    fn wrong_guess(l: &smsotp_config::Lockout) -> smsotpd::store::GuessQuery<'_> {
+        smsotpd::store::GuessQuery {
+            user: "u",
+            lockout: l,
+            right: false,
+            grace: None,
+            enrol: None,
+        }
+    }
+
     fn config(url: String) -> PostgresConfig {
         PostgresConfig {
             url,
@@ -111,9 +142,11 @@ mod postgres {
     /// Two pools on one database: two daemons of a fleet.
     async fn fresh() -> Option<Pair> {
         let url = cluster()?.database();
+        let clock = Clock::fixed(START);
         let a = PostgresStore::open(&config(url.clone())).await.unwrap();
         let b = PostgresStore::open(&config(url)).await.unwrap();
-        Some(Pair::new(Arc::new(a), Arc::new(b), Box::new(())))
+        let (a, b) = (a.with_clock(clock.clone()), b.with_clock(clock.clone()));
+        Some(Pair::new(Arc::new(a), Arc::new(b), clock, Box::new(())))
     }
 
     all_conformance!(fresh);
@@ -134,11 +167,100 @@ mod postgres {
         let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
         assert_eq!(
             pg.psql(db, "SELECT version FROM smsotp.schema_version"),
-            "1"
+            "2"
         );
         // And once more: nothing left to do.
         let s = PostgresStore::open(&config(url)).await.unwrap();
         assert_eq!(s.mobile("a").await.unwrap(), None);
+    }
+
+    /// With the system clock, PostgreSQL's request-level calls measure on
+    /// the database's `now()`: the time a guess reports and the lock it
+    /// sets come from the server, read between two `now()` of psql.
+    /// (Here both clocks are one machine's; the proof that a host's skew
+    /// cannot count is that no host time enters the transaction at all.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_database_clock_is_what_counts() {
+        use smsotpd::store::Guess;
+        let Some(pg) = cluster() else { return };
+        let url = pg.database();
+        let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+        let s = PostgresStore::open(&config(url.clone())).await.unwrap();
+        let db_now = || -> i64 {
+            pg.psql(db, "SELECT floor(extract(epoch FROM now()))::bigint")
+                .parse()
+                .unwrap()
+        };
+        let l = super::suite::lockout();
+        let before = db_now();
+        let mut last = None;
+        for _ in 0..l.max_failures {
+            let q = wrong_guess(&l);
+            last = Some(s.guess(q).await.unwrap());
+        }
+        let after = db_now();
+        let Some(Guess::Judged { now, lock, .. }) = last else {
+            panic!("{last:?}")
+        };
+        assert!((before..=after).contains(&now), "{before} {now} {after}");
+        assert_eq!(lock.locked_until, Some(now + 60));
+    }
+
+    /// A database that holds the rows a login needs (here another session
+    /// keeps the counters' table locked) fails the request at the store's
+    /// deadline, not at PostgreSQL's lock timeout, and nothing of it is
+    /// committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_database_fails_the_request_at_its_deadline() {
+        let Some(pg) = cluster() else { return };
+        let url = pg.database();
+        let db = url
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string();
+        let s = PostgresStore::open(&config(url))
+            .await
+            .unwrap()
+            .with_timeout(std::time::Duration::from_secs(1));
+        let holder = std::thread::spawn({
+            let db = db.clone();
+            move || {
+                pg.psql(
+                    &db,
+                    "BEGIN; LOCK TABLE smsotp.failures IN EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;",
+                )
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let l = super::suite::lockout();
+        let started = std::time::Instant::now();
+        let q = wrong_guess(&l);
+        let e = s.guess(q).await.unwrap_err();
+        let took = started.elapsed();
+        assert!(e.to_string().contains("no answer within 1 s"), "{e}");
+        assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+        holder.join().unwrap();
+        // The abandoned transaction charged nothing.
+        assert_eq!(
+            pg.psql(
+                &db,
+                "SELECT count(*) FROM smsotp.failures WHERE failures > 0"
+            ),
+            "0"
+        );
+        // And the store serves again on the connections it has.
+        for n in 1..=2 {
+            let q = wrong_guess(&l);
+            let g = s.guess(q).await.unwrap();
+            assert!(
+                matches!(g, smsotpd::store::Guess::Judged { lock, .. } if lock.failures == n),
+                "{g:?}"
+            );
+        }
     }
 
     /// verify-full against a private CA: accepted with that CA, refused

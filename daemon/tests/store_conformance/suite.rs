@@ -4,7 +4,7 @@
 //! between them.
 
 use smsotp_config::{Lockout, Resend, SendBudget};
-use smsotpd::store::{Attempt, Budget, SendDecision, SendKind, SendRequest, Store};
+use smsotpd::store::{Attempt, Budget, Clock, SendDecision, SendKind, SendRequest, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,12 +13,24 @@ use std::time::Duration;
 pub struct Pair {
     pub a: Arc<dyn Store>,
     pub b: Arc<dyn Store>,
+    /// The fixed clock both handles' request-level calls read.
+    pub clock: Clock,
     _keep: Box<dyn std::any::Any + Send>,
 }
 
 impl Pair {
-    pub fn new(a: Arc<dyn Store>, b: Arc<dyn Store>, keep: Box<dyn std::any::Any + Send>) -> Pair {
-        Pair { a, b, _keep: keep }
+    pub fn new(
+        a: Arc<dyn Store>,
+        b: Arc<dyn Store>,
+        clock: Clock,
+        keep: Box<dyn std::any::Any + Send>,
+    ) -> Pair {
+        Pair {
+            a,
+            b,
+            clock,
+            _keep: keep,
+        }
     }
 
     /// The handle for the n-th of many racing callers.
@@ -27,7 +39,7 @@ impl Pair {
     }
 }
 
-fn lockout() -> Lockout {
+pub fn lockout() -> Lockout {
     Lockout {
         max_failures: 3,
         window: Duration::from_secs(900),
@@ -184,6 +196,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
         per_user_per_hour: 3,
         per_rhost_per_hour: 4,
         global_per_hour: 5,
+        global_scope: Default::default(),
         allowed_countries: vec![],
     };
     let resend = Resend {
@@ -192,6 +205,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
         cooldown: Duration::from_secs(30),
     };
     let req = |user: &'static str, rhost: Option<&'static str>, kind| SendRequest {
+        host: "host-a",
         user,
         rhost,
         kind,
@@ -479,6 +493,7 @@ pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
         per_user_per_hour: 4,
         per_rhost_per_hour: 100,
         global_per_hour: 100,
+        global_scope: Default::default(),
         allowed_countries: vec![],
     };
     let resend = Resend {
@@ -491,6 +506,7 @@ pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
         let (budget, resend) = (Arc::clone(&budget), Arc::clone(&resend));
         async move {
             let req = SendRequest {
+                host: "host-a",
                 user: "a",
                 rhost: Some("h"),
                 kind: SendKind::First,
