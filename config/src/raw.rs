@@ -42,6 +42,7 @@ pub struct RawConfig {
     pub store: RawStore,
     #[serde(default, rename = "provider")]
     pub providers: Vec<crate::provider::RawProvider>,
+    pub directory: Option<crate::directory::RawDirectory>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -50,6 +50,8 @@ pub struct DaemonConfig {
     pub backup_codes: BackupCodes,
     pub store: StoreConfig,
     pub providers: Vec<ProviderConfig>,
+    /// `[directory]`: numbers from LDAP; `None` when not configured.
+    pub directory: Option<crate::directory::DirectoryConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -139,6 +139,7 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         backup_codes: policy::backup_codes(raw.backup_codes)?,
         store: policy::store(raw.store)?,
         providers,
+        directory: crate::directory::directory(raw.directory)?,
     })
 }
 

@@ -89,15 +89,9 @@ pub(crate) async fn lookup(
     rt: &Runtime,
     user: &str,
 ) -> Result<Option<(Mobile, &'static str)>, StoreError> {
-    if let Some(m) = rt.users.mobile(user) {
-        return Ok(Some((m.clone(), "users.toml")));
-    }
-    Ok(state
-        .store
-        .mobile(user)
-        .await?
-        .and_then(|s| Mobile::parse(&s).ok())
-        .map(|m| (m, "enrolled")))
+    let known = crate::account::resolve(user).await.is_known();
+    let found = crate::directory::lookup(state, rt, user, known).await?;
+    Ok(found.map(|(m, source)| (m, source.as_str())))
 }
 
 async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<Response, Response> {

@@ -12,6 +12,7 @@
 
 use crate::account::{self, Account};
 use crate::authz::{self, Peer};
+use crate::directory::{self, NumberError};
 use crate::otp::Challenge;
 use crate::policy;
 use crate::state::{Runtime, State};
@@ -174,7 +175,11 @@ impl Login {
         if let Some(until) = store.lock_state(&b.user, unix_now()).await?.locked_until {
             return self.sms_locked(state, rt, until).await;
         }
-        let Some(mobile) = self.known_mobile(state, rt).await? else {
+        let mobile = match self.known_mobile(state, rt).await {
+            Err(NumberError::Directory(e)) => return Ok(directory::denied(&b.user, &b.service, &e)),
+            found => found?,
+        };
+        let Some(mobile) = mobile else {
             return Ok(match self.policy.no_mobile {
                 NoMobile::Skip if self.known => {
                     audit!(
@@ -208,21 +213,14 @@ impl Login {
         self.send_first(state, rt, mobile, Kind::Sms).await
     }
 
-    /// The number codes go to: users.toml first, then the store.
+    /// The number codes go to, from the sources in their configured order.
     async fn known_mobile(
         &self,
         state: &Arc<State>,
         rt: &Runtime,
-    ) -> Result<Option<Mobile>, StoreError> {
-        let user = &self.begin.user;
-        Ok(match rt.users.mobile(user) {
-            Some(m) => Some(m.clone()),
-            None => state
-                .store
-                .mobile(user)
-                .await?
-                .and_then(|s| Mobile::parse(&s).ok()),
-        })
+    ) -> Result<Option<Mobile>, NumberError> {
+        let found = directory::lookup(state, rt, &self.begin.user, self.known).await?;
+        Ok(found.map(|(m, _)| m))
     }
 
     /// The exemptions, cheapest first. Those that depend on who the user

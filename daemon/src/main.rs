@@ -21,6 +21,13 @@ struct Args {
     /// Validate the configuration and the users file, then exit.
     #[arg(long)]
     check_config: bool,
+    /// Connect to the [directory] (TLS, bind, a read of base_dn), print one
+    /// JSON object per check, then exit (non-zero if any failed).
+    #[arg(long)]
+    check_directory: bool,
+    /// With --check-directory: look up this user's number too (repeatable).
+    #[arg(long = "directory-user", value_name = "NAME", requires = "check_directory")]
+    directory_users: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -40,6 +47,9 @@ fn main() -> ExitCode {
             runtime.chain.names().join(", ")
         );
         return ExitCode::SUCCESS;
+    }
+    if args.check_directory {
+        return check_directory(&runtime, &args.directory_users);
     }
     // Before any thread exists: reading LISTEN_FDS unsets the variables.
     let activated = match activation::take(&runtime.config.socket, &runtime.config.root_socket) {
@@ -61,6 +71,32 @@ fn main() -> ExitCode {
         }
     };
     tokio.block_on(serve(args.config, runtime, activated))
+}
+
+fn check_directory(runtime: &Runtime, users: &[String]) -> ExitCode {
+    let Some(dir) = &runtime.directory else {
+        eprintln!("smsotpd: the configuration has no [directory] section");
+        return ExitCode::from(2);
+    };
+    let tokio = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("smsotpd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (lines, ok) = tokio.block_on(smsotpd::directory::check::run(dir, users));
+    for line in lines {
+        println!("{line}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn init_logging(level: smsotp_config::LogLevel) {

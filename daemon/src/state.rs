@@ -17,6 +17,8 @@ pub struct Runtime {
     pub chain: Chain,
     /// `{{host}}` in messages.
     pub hostname: String,
+    /// `[directory]`: its connection and cache live as long as this generation.
+    pub directory: Option<Arc<crate::directory::Directory>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,8 @@ pub enum LoadError {
     /// A file others could change (or, for secrets, read).
     #[error("{0}")]
     Permissions(#[from] PermError),
+    #[error("{0}")]
+    Directory(String),
     #[error("provider {name}: {error}")]
     Provider {
         name: String,
@@ -60,12 +64,20 @@ impl Runtime {
             })?);
         }
         let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
+        let directory = match &config.directory {
+            Some(d) => Some(Arc::new(
+                crate::directory::Directory::new(d, usize::from(config.mask_visible_digits))
+                    .map_err(|e| LoadError::Directory(format!("directory: {e}")))?,
+            )),
+            None => None,
+        };
         let chain = Chain::new(list).masking(usize::from(config.mask_visible_digits));
         Ok(Runtime {
             config,
             users,
             chain,
             hostname,
+            directory,
         })
     }
 }

@@ -1,0 +1,138 @@
+//! Numbers from the directory (`[directory]`, LDAP): what a fleet uses
+//! instead of a `users.toml` on every host.
+//!
+//! A lookup is answered from the per-user cache while its entry lives
+//! (`cache_seconds` for a number, `negative_cache_seconds` for none);
+//! otherwise one of `max_lookups` slots asks the server over the shared
+//! connection, everything within `timeout_seconds`. "The directory has
+//! no number" and "the directory cannot be asked" are different answers:
+//! the first may lead to `no_mobile` (deny, skip, enrol), the second
+//! always denies the login ([`DirectoryError`]), so an outage never turns
+//! into a skipped second factor. Failures are not cached: the first
+//! lookup after the server is back succeeds.
+
+mod cache;
+pub mod check;
+mod client;
+pub mod filter;
+pub mod normalise;
+pub mod sources;
+
+use cache::{Answer, Cache};
+use phonenumber::country::Id;
+use smsotp_config::{DirectoryConfig, Mobile};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use tracing::warn;
+
+pub use sources::{denied, lookup, NumberError};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DirectoryError {
+    /// Connect, TLS, bind or search failed.
+    #[error("directory unavailable: {0}")]
+    Unavailable(String),
+    #[error("directory did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Every lookup slot stayed taken for the whole timeout.
+    #[error("directory busy: {0} lookups already in flight")]
+    Busy(usize),
+    /// The filter matched more than one entry: which number is the
+    /// user's cannot be told, and a code is never sent to a guess.
+    #[error("the directory filter matched {0} or more entries for one user")]
+    Ambiguous(usize),
+}
+
+pub struct Directory {
+    cfg: DirectoryConfig,
+    country: Option<Id>,
+    client: client::Client,
+    cache: Cache,
+    slots: Semaphore,
+    /// Digits left visible when a value is logged.
+    visible: usize,
+}
+
+impl Directory {
+    /// Reads the bind password and the CA, checks the filter; connects
+    /// only at the first lookup.
+    pub fn new(cfg: &DirectoryConfig, visible: usize) -> Result<Directory, String> {
+        let country = match &cfg.default_country {
+            Some(c) => Some(normalise::country(c).map_err(|e| format!("default_country: {e}"))?),
+            None => None,
+        };
+        ldap3::parse_filter(filter::for_user(&cfg.filter, "x"))
+            .map_err(|_| format!("filter {:?} is not an LDAP filter (RFC 4515)", cfg.filter))?;
+        Ok(Directory {
+            cfg: cfg.clone(),
+            country,
+            client: client::Client::new(cfg)?,
+            cache: Cache::new(cfg.cache_entries),
+            slots: Semaphore::new(cfg.max_lookups),
+            visible,
+        })
+    }
+
+    /// The user's number in the directory. `user` is the canonical
+    /// account name (see `account`).
+    pub async fn mobile(&self, user: &str) -> Result<Option<Mobile>, DirectoryError> {
+        let answer = match self.cache.get(user, Instant::now()) {
+            Some(a) => a,
+            None => self.ask(user).await?,
+        };
+        Ok(match answer {
+            Answer::Number(m) => Some(m),
+            Answer::NoNumber | Answer::Unreadable => None,
+        })
+    }
+
+    /// Asks the server (never the cache) and caches the answer.
+    async fn ask(&self, user: &str) -> Result<Answer, DirectoryError> {
+        let timeout = self.cfg.timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let _slot = tokio::time::timeout_at(deadline, self.slots.acquire())
+            .await
+            .map_err(|_| DirectoryError::Busy(self.cfg.max_lookups))?
+            .map_err(|_| DirectoryError::Busy(self.cfg.max_lookups))?;
+        let filter = filter::for_user(&self.cfg.filter, user);
+        let found = tokio::time::timeout_at(deadline, self.client.search(&filter))
+            .await
+            .map_err(|_| DirectoryError::Timeout(timeout))??;
+        let answer = self.interpret(user, &found);
+        let ttl = match answer {
+            Answer::NoNumber => self.cfg.negative_ttl,
+            // An unreadable value is logged once per cache period, here.
+            Answer::Number(_) | Answer::Unreadable => self.cfg.cache_ttl,
+        };
+        if !ttl.is_zero() {
+            self.cache.put(user, answer.clone(), Instant::now() + ttl);
+        }
+        Ok(answer)
+    }
+
+    /// The first value, in attribute order, that is a valid number.
+    fn interpret(&self, user: &str, found: &client::Found) -> Answer {
+        let Some(entry) = found.first() else {
+            return Answer::NoNumber;
+        };
+        let mut unreadable = Vec::new();
+        for (attr, values) in entry {
+            for v in values {
+                if let Some(m) = normalise::e164(v, self.country) {
+                    return Answer::Number(m);
+                }
+                unreadable.push(format!("{attr}={}", normalise::masked(v, self.visible)));
+            }
+        }
+        if unreadable.is_empty() {
+            return Answer::NoNumber;
+        }
+        warn!(
+            event = "directory_unreadable_number",
+            user,
+            values = %unreadable.join(", "),
+            "no directory value is a phone number we can send to; treated as no number"
+        );
+        Answer::Unreadable
+    }
+}
