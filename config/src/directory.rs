@@ -209,7 +209,9 @@ pub(crate) fn directory(raw: Option<RawDirectory>) -> Result<Option<DirectoryCon
 fn tls(key: &str, url: &str, starttls: Option<bool>) -> Result<DirectoryTls, Invalid> {
     let parsed = url::Url::parse(url)
         .map_err(|e| Invalid::new(key, format!("is not a URL ({e}): ldaps://HOST[:PORT]")))?;
-    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || !parsed.username().is_empty()
+    if !matches!(parsed.path(), "" | "/")
+        || parsed.query().is_some()
+        || !parsed.username().is_empty()
     {
         return Err(Invalid::new(
             key,
@@ -219,7 +221,13 @@ fn tls(key: &str, url: &str, starttls: Option<bool>) -> Result<DirectoryTls, Inv
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
+        // ldap:// is not a "special" scheme to the URL standard, so an
+        // IPv4 address arrives as a name.
+        Some(url::Host::Domain(d)) => {
+            d == "localhost"
+                || d.parse::<std::net::Ipv4Addr>()
+                    .is_ok_and(|a| a.is_loopback())
+        }
         None => false,
     };
     match (parsed.scheme(), starttls) {
@@ -310,7 +318,8 @@ fn attributes(list: Option<Vec<String>>) -> Result<Vec<String>, Invalid> {
             && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         let oid = a.len() <= 64
             && a.split('.').count() > 1
-            && a.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            && a.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
         if !descr && !oid {
             return Err(Invalid::new(
                 key,
@@ -334,7 +343,9 @@ fn sources(list: Option<Vec<String>>) -> Result<Vec<NumberSource>, Invalid> {
             .ok_or_else(|| {
                 Invalid::new(
                     key,
-                    format!("{s:?} is not a source; use \"users.toml\", \"enrolled\" and \"directory\""),
+                    format!(
+                        "{s:?} is not a source; use \"users.toml\", \"enrolled\" and \"directory\""
+                    ),
                 )
             })?;
         if out.contains(&source) {

@@ -10,7 +10,8 @@ fn dir(section: &str) -> crate::DirectoryConfig {
     parse(section).unwrap().directory.unwrap()
 }
 
-const MINIMAL: &str = "[directory]\nurl = \"ldaps://ldap.example.com\"\nbase_dn = \"dc=example,dc=com\"\n";
+const MINIMAL: &str =
+    "[directory]\nurl = \"ldaps://ldap.example.com\"\nbase_dn = \"dc=example,dc=com\"\n";
 
 #[test]
 fn no_section_no_directory() {
@@ -41,7 +42,9 @@ fn defaults_are_the_issue_s() {
 #[test]
 fn starttls_is_required_off_loopback() {
     let base = "base_dn = \"dc=x\"\n";
-    let d = dir(&format!("[directory]\nurl = \"ldap://ldap.example.com\"\n{base}"));
+    let d = dir(&format!(
+        "[directory]\nurl = \"ldap://ldap.example.com\"\n{base}"
+    ));
     assert_eq!(d.tls, DirectoryTls::StartTls);
     let e = parse(&format!(
         "[directory]\nurl = \"ldap://ldap.example.com\"\nstarttls = false\n{base}"
@@ -76,8 +79,14 @@ fn starttls_is_required_off_loopback() {
 #[test]
 fn bind_needs_both_halves_and_no_inline_password() {
     let e = parse(&format!("{MINIMAL}bind_dn = \"cn=smsotp,dc=x\"\n")).unwrap_err();
-    assert!(e.contains("directory.bind_dn: needs bind_password_file"), "{e}");
-    let e = parse(&format!("{MINIMAL}bind_password_file = \"/etc/smsotp/ldap\"\n")).unwrap_err();
+    assert!(
+        e.contains("directory.bind_dn: needs bind_password_file"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{MINIMAL}bind_password_file = \"/etc/smsotp/ldap\"\n"
+    ))
+    .unwrap_err();
     assert!(
         e.contains(":4: directory.bind_password_file: needs bind_dn"),
         "{e}"
@@ -93,7 +102,10 @@ fn bind_needs_both_halves_and_no_inline_password() {
     let d = dir(&format!(
         "{MINIMAL}bind_dn = \"cn=s\"\nbind_password_credential = \"ldap-bind\"\n"
     ));
-    assert_eq!(d.bind_password.unwrap().key, "directory.bind_password_credential");
+    assert_eq!(
+        d.bind_password.unwrap().key,
+        "directory.bind_password_credential"
+    );
 }
 
 #[test]
@@ -102,8 +114,8 @@ fn filter_must_be_one_filter_with_the_user() {
         ("uid={{user}}", "one parenthesised"),
         ("(uid=alice)", "must contain {{user}}"),
         ("(&(uid={{user}})", "unbalanced"),
-        ("(uid={{user}}))(", "unbalanced"),
-        ("(uid={{login}})", "only the placeholder"),
+        ("(uid={{user}})))", "unbalanced"),
+        ("(|(uid={{user}})(cn={{login}}))", "only the placeholder"),
     ] {
         let e = parse(&format!("{MINIMAL}filter = \"{bad}\"\n")).unwrap_err();
         assert!(e.contains(&format!(":4: directory.filter: ")), "{bad}: {e}");
@@ -129,7 +141,10 @@ fn attributes_sources_country_and_ranges() {
     let d = dir(&format!(
         "{MINIMAL}sources = [\"directory\", \"users.toml\"]\n"
     ));
-    assert_eq!(d.sources, [NumberSource::Directory, NumberSource::UsersFile]);
+    assert_eq!(
+        d.sources,
+        [NumberSource::Directory, NumberSource::UsersFile]
+    );
     for (bad, why) in [
         ("[\"users.toml\"]", "must include \"directory\""),
         ("[\"directory\", \"directory\"]", "twice"),
@@ -149,7 +164,10 @@ fn attributes_sources_country_and_ranges() {
     assert!(e.contains("two-letter ISO 3166"), "{e}");
 
     let e = parse(&format!("{MINIMAL}timeout_seconds = 30\n")).unwrap_err();
-    assert!(e.contains("directory.timeout_seconds: must be between 1 and 5"), "{e}");
+    assert!(
+        e.contains("directory.timeout_seconds: must be between 1 and 5"),
+        "{e}"
+    );
     let e = parse(&format!(
         "{MINIMAL}cache_seconds = 10\nnegative_cache_seconds = 20\n"
     ))

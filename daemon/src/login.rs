@@ -176,7 +176,9 @@ impl Login {
             return self.sms_locked(state, rt, until).await;
         }
         let mobile = match self.known_mobile(state, rt).await {
-            Err(NumberError::Directory(e)) => return Ok(directory::denied(&b.user, &b.service, &e)),
+            Err(NumberError::Directory(e)) => {
+                return Ok(directory::denied(&b.user, &b.service, &e))
+            }
             found => found?,
         };
         let Some(mobile) = mobile else {

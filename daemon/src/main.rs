@@ -26,7 +26,11 @@ struct Args {
     #[arg(long)]
     check_directory: bool,
     /// With --check-directory: look up this user's number too (repeatable).
-    #[arg(long = "directory-user", value_name = "NAME", requires = "check_directory")]
+    #[arg(
+        long = "directory-user",
+        value_name = "NAME",
+        requires = "check_directory"
+    )]
     directory_users: Vec<String>,
 }
 

@@ -65,13 +65,21 @@ mod tests {
         let c = Cache::new(2);
         let t0 = Instant::now();
         let m = Mobile::parse("+442079460000").unwrap();
-        c.put("alice", Answer::Number(m.clone()), t0 + Duration::from_secs(10));
+        c.put(
+            "alice",
+            Answer::Number(m.clone()),
+            t0 + Duration::from_secs(10),
+        );
         c.put("bob", Answer::NoNumber, t0 + Duration::from_secs(1));
         assert_eq!(c.get("alice", t0), Some(Answer::Number(m.clone())));
         assert_eq!(c.get("bob", t0 + Duration::from_secs(1)), None);
         assert_eq!(c.len(), 1, "an expired entry is dropped when seen");
         for i in 0..1000 {
-            c.put(&format!("u{i}"), Answer::NoNumber, t0 + Duration::from_secs(10));
+            c.put(
+                &format!("u{i}"),
+                Answer::NoNumber,
+                t0 + Duration::from_secs(10),
+            );
         }
         assert_eq!(c.len(), 2);
         assert_eq!(c.get("alice", t0), None, "the least recently used went");

@@ -33,7 +33,8 @@ impl Client {
     pub fn new(cfg: &DirectoryConfig) -> Result<Client, String> {
         let password = match &cfg.bind_password {
             Some(secret) => Some(
-                crate::providers::secret::read(secret).map_err(|e| format!("bind password: {e}"))?,
+                crate::providers::secret::read(secret)
+                    .map_err(|e| format!("bind password: {e}"))?,
             ),
             None => None,
         };
@@ -77,7 +78,12 @@ impl Client {
         let (mut ldap, _) = self.connection().await?;
         let result = ldap
             .with_timeout(self.cfg.timeout)
-            .search(&self.cfg.base_dn, Scope::Base, "(objectClass=*)", vec!["1.1"])
+            .search(
+                &self.cfg.base_dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["1.1"],
+            )
             .await
             .map_err(|e| DirectoryError::Unavailable(format!("search of base_dn: {e}")));
         match result.and_then(|r| {
@@ -191,7 +197,10 @@ impl Client {
 /// usually with a private CA), or the system bundle without one. rustls
 /// checks the chain and that the certificate names the host in the URL.
 fn tls_config(cfg: &DirectoryConfig) -> Result<Arc<rustls::ClientConfig>, String> {
-    let path = cfg.ca_file.as_deref().unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
+    let path = cfg
+        .ca_file
+        .as_deref()
+        .unwrap_or(Path::new(SYSTEM_CA_BUNDLE));
     if cfg.ca_file.is_some() {
         // Whoever can change it can impersonate the directory and choose
         // where every user's codes go.
