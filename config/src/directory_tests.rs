@@ -118,7 +118,7 @@ fn filter_must_be_one_filter_with_the_user() {
         ("(|(uid={{user}})(cn={{login}}))", "only the placeholder"),
     ] {
         let e = parse(&format!("{MINIMAL}filter = \"{bad}\"\n")).unwrap_err();
-        assert!(e.contains(&format!(":4: directory.filter: ")), "{bad}: {e}");
+        assert!(e.contains(":4: directory.filter: "), "{bad}: {e}");
         assert!(e.contains(why), "{bad}: {e}");
     }
     let d = dir(&format!(

@@ -68,7 +68,7 @@ mod tests {
     use super::*;
 
     fn norm(value: &str, country: Option<&str>) -> Option<String> {
-        e164(value, country.map(|c| country_id(c))).map(|m| m.e164().to_string())
+        e164(value, country.map(country_id)).map(|m| m.e164().to_string())
     }
 
     fn country_id(c: &str) -> Id {
