@@ -252,6 +252,10 @@ fn an_outage_uses_the_cache_within_the_ttl_then_denies_then_recovers() {
         "nothing sent while the directory is down"
     );
     assert!(d.log().contains("directory_unavailable"), "{}", d.log());
+    let status = Ctl::new(&d.root_socket())
+        .run(&["--json", "status", &user.name])
+        .status();
+    assert_eq!(status.mobile_source, "directory unreachable");
     eprintln!("denied with slapd down in {denied_in:?}");
 
     ldap.start();
@@ -387,4 +391,55 @@ fn a_case_variant_of_a_name_is_refused_not_given_the_number() {
     // The account's own spelling gets its number.
     assert_logged_in(&login(&user.name, &pamd, &outbox));
     assert_eq!(outbox.count(), 1);
+}
+
+#[test]
+fn doctor_checks_the_connection_and_says_who_has_a_number() {
+    let Some(mut ldap) = Slapd::start_new(None) else {
+        return;
+    };
+    let user = TestUser::create();
+    ldap.person(&user.name, &[("mobile", "+44 20 7946 0333")]);
+    let d = with_directory(&ldap.url(), &[]).start();
+    let doctor = |users: &[&str]| {
+        let mut cmd = Command::new(smsotp_tests::paths::smsotpctl());
+        cmd.arg("--config").arg(d.config_path());
+        cmd.args(["--json", "doctor", "--no-sshd", "--no-daemon", "--smsotpd"]);
+        cmd.arg(smsotp_tests::paths::smsotpd());
+        for u in users {
+            cmd.args(["--directory-user", u]);
+        }
+        let out = cmd.output().unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let findings: Vec<serde_json::Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["check"].as_str().unwrap().starts_with("directory."))
+            .cloned()
+            .collect();
+        findings
+    };
+    let f = doctor(&[&user.name, "nobody-in-the-directory"]);
+    assert_eq!(f.len(), 3, "{f:#?}");
+    let by = |check: &str, subject: &str| {
+        f.iter()
+            .find(|x| x["check"] == check && x["subject"].as_str().unwrap().contains(subject))
+            .unwrap_or_else(|| panic!("no {check} {subject}: {f:#?}"))
+            .clone()
+    };
+    let conn = by("directory.connection", "ldap://127.0.0.1");
+    assert_eq!(conn["severity"], "ok", "{conn}");
+    let found = by("directory.user", &user.name);
+    assert_eq!(found["severity"], "ok");
+    assert_eq!(found["message"], "number ********0333");
+    let missing = by("directory.user", "nobody-in-the-directory");
+    assert_eq!(missing["severity"], "warning");
+
+    ldap.stop();
+    let f = doctor(&[]);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0]["check"], "directory.connection");
+    assert_eq!(f[0]["severity"], "error");
+    assert!(f[0]["fix"].is_string());
 }

@@ -70,6 +70,27 @@ pub async fn lookup(
     Ok(None)
 }
 
+/// What `smsotpctl status` shows: the masked number and its source. A
+/// directory that cannot be asked is shown as such instead of failing
+/// the whole status (the lockout and backup-code lines still help).
+pub async fn describe(
+    state: &State,
+    rt: &Runtime,
+    user: &str,
+) -> Result<(Option<String>, String), StoreError> {
+    let known = crate::account::resolve(user).await.is_known();
+    let visible = usize::from(rt.config.mask_visible_digits);
+    Ok(match lookup(state, rt, user, known).await {
+        Ok(Some((m, source))) => (Some(m.masked(visible)), source.as_str().to_string()),
+        Ok(None) => (None, "none".to_string()),
+        Err(NumberError::Directory(e)) => {
+            warn!(event = "directory_unavailable", user, error = %e, "status without the directory");
+            (None, "directory unreachable".to_string())
+        }
+        Err(NumberError::Store(e)) => return Err(e),
+    })
+}
+
 /// The answer to a login whose number could not be looked up: denied,
 /// whatever `no_mobile` says ("cannot ask" is not "no number"). The
 /// module turns `Internal` into PAM_AUTHINFO_UNAVAIL in every failmode.
