@@ -64,17 +64,21 @@ fn main() -> ExitCode {
         }
     };
     init_logging(runtime.config.log_level);
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let tokio = match async_runtime() {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("smsotpd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     tokio.block_on(serve(args.config, runtime, activated))
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("smsotpd: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 fn check_directory(runtime: &Runtime, users: &[String]) -> ExitCode {
@@ -82,15 +86,9 @@ fn check_directory(runtime: &Runtime, users: &[String]) -> ExitCode {
         eprintln!("smsotpd: the configuration has no [directory] section");
         return ExitCode::from(2);
     };
-    let tokio = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let tokio = match async_runtime() {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("smsotpd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let (lines, ok) = tokio.block_on(smsotpd::directory::check::run(dir, users));
     for line in lines {

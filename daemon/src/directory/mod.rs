@@ -61,6 +61,13 @@ impl Directory {
             Some(c) => Some(normalise::country(c).map_err(|e| format!("default_country: {e}"))?),
             None => None,
         };
+        // libphonenumber's metadata and patterns load on first use (0.7 s
+        // in a debug build, most of it regex compilation): on a thread of
+        // its own from the start, so neither the start nor the first
+        // login waits for all of it (a login during it waits for the rest).
+        let _ = std::thread::Builder::new()
+            .name("phonenumber-load".into())
+            .spawn(move || normalise::e164("+442079460000", country));
         ldap3::parse_filter(filter::for_user(&cfg.filter, "x"))
             .map_err(|_| format!("filter {:?} is not an LDAP filter (RFC 4515)", cfg.filter))?;
         Ok(Directory {
