@@ -143,3 +143,62 @@ impl Directory {
         Answer::Unreadable
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn config(extra: &str) -> DirectoryConfig {
+        let text =
+            format!("[directory]\nurl = \"ldap://127.0.0.1:1\"\nbase_dn = \"dc=x\"\n{extra}");
+        smsotp_config::parse(std::path::Path::new("/t.toml"), &text)
+            .unwrap()
+            .directory
+            .unwrap()
+    }
+
+    #[test]
+    fn the_bind_password_file_must_be_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("ldap.pw");
+        std::fs::write(&pw, "bind-secret-value\n").unwrap();
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let cfg = config(&format!(
+            "bind_dn = \"cn=s\"\nbind_password_file = \"{}\"\n",
+            pw.display()
+        ));
+        let e = Directory::new(&cfg, 4)
+            .err()
+            .expect("a readable password file");
+        assert!(e.contains("bind password"), "{e}");
+        assert!(e.contains("readable by"), "{e}");
+        assert!(!e.contains("bind-secret-value"), "{e}");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Directory::new(&cfg, 4).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_country_or_filter_fails_at_load() {
+        let e = Directory::new(&config("default_country = \"XX\"\n"), 4)
+            .err()
+            .unwrap();
+        assert!(e.contains("default_country"), "{e}");
+        let e = Directory::new(&config("filter = \"(uid~{{user}})\"\n"), 4)
+            .err()
+            .unwrap();
+        assert!(e.contains("is not an LDAP filter"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable_and_never_cached() {
+        let d = Directory::new(&config("timeout_seconds = 1\n"), 4).unwrap();
+        for _ in 0..2 {
+            match d.mobile("alice").await {
+                Err(DirectoryError::Unavailable(m)) => assert!(m.contains("127.0.0.1:1"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(d.cache.get("alice", Instant::now()).is_none());
+    }
+}
