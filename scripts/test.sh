@@ -29,8 +29,10 @@ set -euo pipefail
 # tests/tests/{deb,systemd}.rs (they skip only where nspawn cannot run, and
 # fail instead when CI is set); postgresql (initdb, pg_ctl, psql) for the
 # throwaway clusters of the store conformance and fleet tests
-# (tests/src/pg.rs; they fail when CI is set and it is missing).
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql python3-venv)
+# (tests/src/pg.rs; they fail when CI is set and it is missing); slapd and
+# ldap-utils for the directory tests (tests/src/slapd.rs, same rule);
+# python3-venv for the cached verifier venv (scripts/test-venv.sh).
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql slapd ldap-utils python3-venv)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'

@@ -5,6 +5,7 @@
 //! bounded values. Every error names the file, the line and the key, so an
 //! administrator can fix it without reading our source.
 
+pub mod directory;
 pub mod error;
 pub mod lang;
 mod locate;
@@ -19,6 +20,7 @@ pub mod types;
 pub mod users;
 mod validate;
 
+pub use directory::{DirectoryConfig, DirectoryTls, NumberSource};
 pub use error::ConfigError;
 pub use lang::LangTag;
 pub use mobile::Mobile;

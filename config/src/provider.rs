@@ -219,8 +219,9 @@ pub(crate) fn refuse_readable_inline_secrets(
 pub(crate) fn locate_secrets(path: &Path, text: &str, config: &mut crate::DaemonConfig) {
     let store = config.store.secrets_mut();
     let providers = config.providers.iter_mut().flat_map(|p| p.secrets_mut());
+    let directory = config.directory.iter_mut().flat_map(|d| d.secrets_mut());
     {
-        for s in store.into_iter().chain(providers) {
+        for s in store.into_iter().chain(providers).chain(directory) {
             let line = crate::locate::line_of_key(text, &s.key);
             s.origin = Some(match line {
                 Some(l) => format!("{}:{l}", path.display()),

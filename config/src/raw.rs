@@ -44,6 +44,7 @@ pub struct RawConfig {
     pub metrics: crate::metrics::RawMetrics,
     #[serde(default, rename = "provider")]
     pub providers: Vec<crate::provider::RawProvider>,
+    pub directory: Option<crate::directory::RawDirectory>,
 }
 
 #[derive(Debug, Default, Deserialize)]

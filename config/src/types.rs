@@ -62,6 +62,8 @@ pub struct DaemonConfig {
     pub store: StoreConfig,
     pub metrics: crate::metrics::MetricsConfig,
     pub providers: Vec<ProviderConfig>,
+    /// `[directory]`: numbers from LDAP; `None` when not configured.
+    pub directory: Option<crate::directory::DirectoryConfig>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

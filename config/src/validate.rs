@@ -139,6 +139,7 @@ pub(crate) fn config(raw: RawConfig) -> Result<DaemonConfig, Invalid> {
         store: policy::store(raw.store)?,
         metrics: crate::metrics::validate(raw.metrics)?,
         providers,
+        directory: crate::directory::directory(raw.directory)?,
     })
 }
 

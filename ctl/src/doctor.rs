@@ -14,6 +14,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod directory;
 mod files;
 mod pam;
 mod sshd;
@@ -48,6 +49,14 @@ pub struct DoctorArgs {
     /// Do not check the daemon's socket or try to reach it.
     #[arg(long)]
     pub no_daemon: bool,
+    /// Also look up this user's number in the [directory] (repeatable).
+    /// The directory connection is checked whenever the config has one.
+    #[arg(long = "directory-user", value_name = "NAME")]
+    pub directory_users: Vec<String>,
+    /// The smsotpd binary that checks the directory
+    /// (`smsotpd --check-directory`).
+    #[arg(long, value_name = "PATH", default_value = "/usr/sbin/smsotpd")]
+    pub smsotpd: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -204,6 +213,17 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
         findings.extend(sshd::check(&host, args));
     }
 
+    if cfg.as_ref().is_some_and(|c| c.directory.is_some()) {
+        findings.extend(directory::check(&host, args, &host.path(config)));
+    } else if !args.directory_users.is_empty() {
+        findings.push(Finding::new(
+            "directory.none",
+            Severity::Error,
+            config.display().to_string(),
+            "--directory-user was given but the config has no [directory] section",
+        ));
+    }
+
     if !args.no_daemon {
         let socket_path = match socket {
             Some(s) => s.to_path_buf(),
@@ -297,6 +317,8 @@ mod tests {
             sshd_match: None,
             no_sshd: true,
             no_daemon: true,
+            directory_users: Vec::new(),
+            smsotpd: PathBuf::from("/nonexistent"),
         };
         let r = diagnose(&args, Path::new("/etc/smsotp/smsotpd.toml"), None);
         let nullok = r

@@ -81,13 +81,14 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
 async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
     let now = unix_now();
-    let mobile = lookup(state, rt, user).await.map_err(internal)?;
+    let (mobile, mobile_source) = crate::numbers::describe(state, rt, user)
+        .await
+        .map_err(internal)?;
     let lock = state.store.lock_state(user, now).await.map_err(internal)?;
-    let visible = usize::from(rt.config.mask_visible_digits);
     Ok(Response::Status(UserStatus {
         user: user.to_string(),
-        mobile: mobile.as_ref().map(|(m, _)| m.masked(visible)),
-        mobile_source: mobile.map_or("none", |(_, s)| s.as_str()).to_string(),
+        mobile,
+        mobile_source,
         locked: lock.locked_until.is_some(),
         locked_for_secs: lock.locked_until.map(|u| (u - now).max(0) as u64),
         recent_failures: lock.failures,
@@ -325,7 +326,9 @@ async fn test_sms(
     user: &str,
 ) -> Result<Response, Response> {
     root_only(peer)?;
-    let Some((mobile, _)) = lookup(state, rt, user).await.map_err(internal)? else {
+    let Some((mobile, _)) = lookup(state, rt, user)
+        .await
+        .map_err(|e| internal(e.into()))? else {
         return Err(refuse(
             ErrorKind::BadRequest,
             format!("{user} has no mobile number"),

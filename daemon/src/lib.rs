@@ -6,6 +6,7 @@ pub mod activation;
 pub mod admin;
 pub mod authz;
 pub mod backup;
+pub mod directory;
 pub mod hashing;
 pub mod lang;
 pub mod listener;

@@ -21,6 +21,17 @@ struct Args {
     /// Validate the configuration and the users file, then exit.
     #[arg(long)]
     check_config: bool,
+    /// Connect to the [directory] (TLS, bind, a read of base_dn), print one
+    /// JSON object per check, then exit (non-zero if any failed).
+    #[arg(long)]
+    check_directory: bool,
+    /// With --check-directory: look up this user's number too (repeatable).
+    #[arg(
+        long = "directory-user",
+        value_name = "NAME",
+        requires = "check_directory"
+    )]
+    directory_users: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -41,6 +52,9 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    if args.check_directory {
+        return check_directory(&runtime, &args.directory_users);
+    }
     // Before any thread exists: reading LISTEN_FDS unsets the variables.
     let activated = match activation::take(&runtime.config.socket, &runtime.config.root_socket) {
         Ok(a) => a,
@@ -50,17 +64,41 @@ fn main() -> ExitCode {
         }
     };
     init_logging(runtime.config.log_level);
-    let tokio = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let tokio = match async_runtime() {
         Ok(t) => t,
-        Err(e) => {
-            eprintln!("smsotpd: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     tokio.block_on(serve(args.config, runtime, activated))
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("smsotpd: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn check_directory(runtime: &Runtime, users: &[String]) -> ExitCode {
+    let Some(dir) = &runtime.directory else {
+        eprintln!("smsotpd: the configuration has no [directory] section");
+        return ExitCode::from(2);
+    };
+    let tokio = match async_runtime() {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (lines, ok) = tokio.block_on(smsotpd::directory::check::run(dir, users));
+    for line in lines {
+        println!("{line}");
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn init_logging(level: smsotp_config::LogLevel) {

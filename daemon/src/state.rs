@@ -17,6 +17,8 @@ pub struct Runtime {
     pub chain: Chain,
     /// `{{host}}` in messages.
     pub hostname: String,
+    /// `[directory]`: its connection and cache live as long as this generation.
+    pub directory: Option<Arc<crate::directory::Directory>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,8 @@ pub enum LoadError {
     /// A template that can take more SMS segments than allowed.
     #[error("{0}")]
     Segments(String),
+    #[error("{0}")]
+    Directory(String),
     #[error("provider {name}: {error}")]
     Provider {
         name: String,
@@ -64,12 +68,20 @@ impl Runtime {
         }
         let hostname = config.hostname.clone().unwrap_or_else(system_hostname);
         crate::lang::check_segments(&config, &hostname).map_err(LoadError::Segments)?;
+        let directory = match &config.directory {
+            Some(d) => Some(Arc::new(
+                crate::directory::Directory::new(d, usize::from(config.mask_visible_digits))
+                    .map_err(|e| LoadError::Directory(format!("directory: {e}")))?,
+            )),
+            None => None,
+        };
         let chain = Chain::new(list).masking(usize::from(config.mask_visible_digits));
         Ok(Runtime {
             config,
             users,
             chain,
             hostname,
+            directory,
         })
     }
 }

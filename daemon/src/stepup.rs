@@ -127,7 +127,9 @@ async fn try_send(
     user: &str,
     action: Action,
 ) -> Result<Response, Response> {
-    let Some((mobile, _)) = lookup(state, rt, user).await.map_err(internal)? else {
+    let Some((mobile, _)) = lookup(state, rt, user)
+        .await
+        .map_err(|e| internal(e.into()))? else {
         return Err(refuse(
             ErrorKind::PermissionDenied,
             format!(

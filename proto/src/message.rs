@@ -187,7 +187,7 @@ pub struct UserStatus {
     pub user: String,
     /// Masked, e.g. `*******4567`; `None` when no number is known.
     pub mobile: Option<String>,
-    /// `users.toml`, `enrolled`, or `none`.
+    /// `users.toml`, `enrolled`, `directory`, `directory unreachable` or `none`.
     pub mobile_source: String,
     pub locked: bool,
     pub locked_for_secs: Option<u64>,

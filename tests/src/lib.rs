@@ -30,6 +30,7 @@ pub mod pg;
 pub mod policy_kit;
 pub mod pty;
 pub mod session;
+pub mod slapd;
 pub mod sshd;
 pub mod users;
 pub mod wire;

@@ -211,6 +211,12 @@ fn named_files(config: &smsotp_config::DaemonConfig) -> Vec<(PathBuf, Role)> {
             files.push((o.path.clone(), Role::Outbox));
         }
     }
+    if let Some(d) = &config.directory {
+        if let Some(SecretSource::File(f)) = d.bind_password.as_ref().map(|s| &s.source) {
+            files.push((f.clone(), Role::Secret));
+        }
+        files.extend(d.ca_file.iter().map(|ca| (ca.clone(), Role::CaFile)));
+    }
     files
 }
 

@@ -48,6 +48,20 @@ pub fn check(host: &Host, args: &DoctorArgs) -> Vec<Finding> {
 /// Runs `cmd`, returns stdout; fails on a non-zero exit (with stderr) or
 /// when it takes longer than `limit` (the process is killed).
 fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String, String> {
+    let (status, out, err) = run_bounded_output(cmd, limit)?;
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(format!("{status}: {}", err.trim()))
+    }
+}
+
+/// Runs `cmd` within `limit` (killed after it); its exit status, stdout
+/// and stderr.
+pub(super) fn run_bounded_output(
+    cmd: &mut Command,
+    limit: Duration,
+) -> Result<(std::process::ExitStatus, String, String), String> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -80,11 +94,7 @@ fn run_bounded(cmd: &mut Command, limit: Duration) -> Result<String, String> {
     };
     let out = out_reader.join().unwrap_or_default();
     let err = err_reader.join().unwrap_or_default();
-    if status.success() {
-        Ok(out)
-    } else {
-        Err(format!("{status}: {}", err.trim()))
-    }
+    Ok((status, out, err))
 }
 
 /// `sshd -T` output: lower-case keyword, then its value.

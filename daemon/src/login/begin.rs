@@ -7,12 +7,12 @@
 use super::{authorize, Kind, Login, Next};
 use crate::account::{self, Account};
 use crate::authz::Peer;
-use crate::numbers;
+use crate::numbers::{self, Plan};
 use crate::policy;
 use crate::reply::store_failed;
 use crate::rules::challenge::Step;
 use crate::state::{Runtime, State};
-use crate::store::{ChallengeOutcome, ChallengeQuery, Number, SendDecision, SendKind};
+use crate::store::{ChallengeOutcome, ChallengeQuery, SendDecision, SendKind};
 use smsotp_config::NoMobile;
 use smsotp_proto::{BeginRequest, Response, SkipReason};
 use std::sync::Arc;
@@ -83,16 +83,23 @@ impl Login {
                 )
             })
             .flatten();
-        let directory = numbers::directory(rt, &b.user).map(|(m, _)| m);
+        let numbers = numbers::plan(rt, &b.user, self.known).await;
+        // A directory that could not be asked denies a login without a
+        // number; it must not pay for a fake challenge first.
+        let cannot_ask = matches!(
+            numbers,
+            Plan::Unreachable(_) | Plan::Stored { below: Err(_) }
+        );
         // What a login without a number comes to, decided before the
         // store is asked, so a fake challenge's send is reserved in the
         // same transaction.
         let fake = !(self.known && matches!(p.no_mobile, NoMobile::Skip | NoMobile::Enroll))
-            && p.hide_unknown_users;
+            && p.hide_unknown_users
+            && !cannot_ask;
         let query = ChallengeQuery {
             grace: grace_ctx.as_deref().map(|c| (c, p.grace.as_secs())),
             opt_out_counts: self.known && !p.mandatory,
-            number: directory.as_ref().map_or(Number::Stored, Number::Given),
+            number: numbers.number(),
             backup_counts: self.backup_counts(rt),
             send_without_number: fake,
             reserve: true,
@@ -103,7 +110,15 @@ impl Login {
             Ok(out) => out,
             Err(e) => return store_failed(e),
         };
-        let mobile = directory.or_else(|| out.stored.clone());
+        let mobile = match numbers.resolve(out.stored.clone()) {
+            Ok(found) => found.map(|(m, _)| m),
+            // "Cannot ask" is not "no number": never a skip or an
+            // enrolment, whatever `no_mobile` says.
+            Err(e) if matches!(out.step, Step::NoNumber { .. }) => {
+                return numbers::denied(&b.user, &b.service, &e)
+            }
+            Err(_) => None,
+        };
         match out.step {
             Step::Grace => self.skip(SkipReason::GracePeriod),
             Step::OptedOut => self.skip(SkipReason::OptedOut),

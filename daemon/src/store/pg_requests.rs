@@ -266,9 +266,9 @@ impl PostgresStore {
             )
             .await?
             .map_or((0, 0), |r| (r.get(0), r.get(1)));
-        let stored = match q.number {
-            Number::Given(_) => None,
-            Number::Stored => self
+        let stored = match q.number.reads_store() {
+            false => None,
+            true => self
                 .opt(
                     tx,
                     "SELECT e164 FROM smsotp.mobiles WHERE username = $1",
@@ -277,10 +277,7 @@ impl PostgresStore {
                 .await?
                 .and_then(|r| Mobile::parse(&r.get::<_, String>(0)).ok()),
         };
-        let number = match q.number {
-            Number::Given(m) => Some(m),
-            Number::Stored => stored.as_ref(),
-        };
+        let number = q.number.resolve(stored.as_ref());
         let facts = Facts {
             last_success,
             opted_out,
@@ -288,7 +285,7 @@ impl PostgresStore {
             notified_until,
             ..Facts::default()
         }
-        .with_number(number, q.send.budget);
+        .with_number(number.as_ref(), q.send.budget);
         let step = challenge::decide(&q.ask(), &facts, now);
         let (backup_left, backup_locked_until) = if q.backup_counts {
             let until = self

@@ -52,6 +52,55 @@ pub enum Number<'a> {
     Given(&'a Mobile),
     /// The number enrolled in the store, read in the transaction.
     Stored,
+    /// The store's number if it has one, else this one (from a source the
+    /// configuration ranks below enrolment, such as the directory).
+    StoredElse(&'a Mobile),
+    /// No number: no source has one, and the store's is not to be used.
+    Absent,
+}
+
+impl Number<'_> {
+    /// Whether the transaction reads the store's number.
+    pub fn reads_store(&self) -> bool {
+        matches!(self, Number::Stored | Number::StoredElse(_))
+    }
+
+    /// The number the challenge goes to, given the store's (`None` when
+    /// it has none or was not read).
+    pub fn resolve(&self, stored: Option<&Mobile>) -> Option<Mobile> {
+        match self {
+            Number::Given(m) => Some((*m).clone()),
+            Number::Stored => stored.cloned(),
+            Number::StoredElse(m) => Some(stored.unwrap_or(m).clone()),
+            Number::Absent => None,
+        }
+    }
+}
+
+/// [`Number`] owned, for a job that moves to another thread.
+#[derive(Debug, Clone)]
+pub struct OwnedNumber {
+    pub reads_store: bool,
+    /// Used instead of the store's (`!reads_store`) or when it has none.
+    pub other: Option<Mobile>,
+}
+
+impl From<Number<'_>> for OwnedNumber {
+    fn from(n: Number<'_>) -> OwnedNumber {
+        OwnedNumber {
+            reads_store: n.reads_store(),
+            other: n.resolve(None),
+        }
+    }
+}
+
+impl OwnedNumber {
+    pub fn resolve(&self, stored: Option<Mobile>) -> Option<Mobile> {
+        match (self.reads_store, stored) {
+            (true, Some(m)) => Some(m),
+            _ => self.other.clone(),
+        }
+    }
 }
 
 /// A request that may text a code.

@@ -186,10 +186,7 @@ impl Store for SqliteStore {
             user: q.send.user.to_string(),
             ask: q.ask(),
             grace: q.grace.map(|(ctx, _)| ctx.to_string()),
-            given: match q.number {
-                Number::Given(m) => Some(m.clone()),
-                Number::Stored => None,
-            },
+            number: q.number.into(),
             backup_counts: q.backup_counts,
             reserve: q.reserve,
             send: OwnedSend::new(&q.send),

@@ -4,7 +4,7 @@
 //! is prepared once per connection.
 
 use super::sends::{self, OwnedSend};
-use super::{guesses, Attempt, Budget, LockState, SendDecision, SendKind};
+use super::{guesses, Attempt, Budget, LockState, OwnedNumber, SendDecision, SendKind};
 use crate::rules::challenge::{self, Ask, Facts, Step};
 use crate::rules::send::{self, HOUR};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -16,8 +16,7 @@ pub(super) struct ChallengeJob {
     pub ask: Ask,
     /// The grace context, when `ask.grace`.
     pub grace: Option<String>,
-    /// `None`: read the stored number.
-    pub given: Option<Mobile>,
+    pub number: OwnedNumber,
     pub backup_counts: bool,
     pub reserve: bool,
     pub send: OwnedSend,
@@ -129,14 +128,13 @@ pub(super) fn challenge(
         .query_row([user], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?
         .unwrap_or((0, 0));
-    let stored = match q.given {
-        Some(_) => None,
-        None => stored_mobile(c, user)?,
+    let stored = match q.number.reads_store {
+        true => stored_mobile(c, user)?,
+        false => None,
     };
     let number = q
-        .given
-        .clone()
-        .or_else(|| stored.as_deref().and_then(|s| Mobile::parse(s).ok()));
+        .number
+        .resolve(stored.as_deref().and_then(|s| Mobile::parse(s).ok()));
     let facts = Facts {
         last_success,
         opted_out,
