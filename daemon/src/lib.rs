@@ -22,6 +22,7 @@ pub mod slots;
 pub mod state;
 pub mod stepup;
 pub mod store;
+pub mod store_wait;
 pub mod wire;
 
 /// What the daemon says in its hello.
