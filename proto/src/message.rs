@@ -47,6 +47,13 @@ pub enum Request {
     },
     /// Admin: send a test message to a user through the provider chain.
     TestSms { user: String },
+    /// Admin (root): copy the SQLite store file at `path` (absolute) into
+    /// the daemon's PostgreSQL store, to move a host into a fleet without
+    /// re-enrolling anyone. Running it again changes nothing.
+    ImportStore { path: String },
+    /// Whether the daemon's store answers, and how fast. Root also gets
+    /// the deeper checks (schema version, write access).
+    StoreCheck,
 }
 
 /// Who is logging in where. The daemon trusts these only as far as the
@@ -140,6 +147,13 @@ pub enum Response {
     NoMobile,
     /// Every provider failed to send. Details are in the daemon's log only.
     SendFailed,
+    /// Answer to `ImportStore`: per table, rows in the file and rows the
+    /// copy added or changed (all zero on a second run).
+    StoreImported {
+        tables: Vec<TableCopy>,
+    },
+    /// Answer to `StoreCheck`.
+    StoreHealth(StoreHealth),
     /// The request cannot be served; `message` is safe to show a user.
     Error {
         kind: ErrorKind,
@@ -222,6 +236,38 @@ impl StoreKind {
             StoreKind::Unknown => "unknown",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableCopy {
+    pub table: String,
+    pub read: u64,
+    pub written: u64,
+}
+
+/// What `smsotpctl status` and `doctor` say about the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreHealth {
+    pub store: StoreKind,
+    /// A read through the daemon's own connections came back in time.
+    pub answers: bool,
+    /// How long that read took.
+    pub latency_micros: Option<u64>,
+    /// Why it did not answer (root only: it names the database).
+    pub error: Option<String>,
+    /// Root only: `schema`, `writable` (PostgreSQL) or `file` (SQLite).
+    #[serde(default)]
+    pub checks: Vec<HealthCheck>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -428,7 +474,17 @@ impl Request {
             Request::Hello { client, .. } => check_text("client", client, 64, true),
             Request::Begin(begin) => begin.validate(),
             Request::Verify { code } => check_code(code),
-            Request::Resend => Ok(()),
+            Request::Resend | Request::StoreCheck => Ok(()),
+            Request::ImportStore { path } => {
+                check_text("path", path, limits::MAX_PATH, false)?;
+                if !path.starts_with('/') {
+                    return Err(ValidationError {
+                        field: "path",
+                        problem: "not an absolute path",
+                    });
+                }
+                Ok(())
+            }
             Request::Enroll { mobile } => check_text("mobile", mobile, limits::MAX_MOBILE, false),
             Request::SetMobile { user, mobile } => {
                 check_user(user)?;
@@ -573,6 +629,20 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn import_store_takes_only_a_bounded_absolute_path() {
+        let req = |p: &str| Request::ImportStore { path: p.into() };
+        assert!(req("/var/lib/smsotp/state.db").validate().is_ok());
+        assert_eq!(
+            req("state.db").validate().unwrap_err().problem,
+            "not an absolute path"
+        );
+        assert!(req(&format!("/{}", "a".repeat(4096))).validate().is_err());
+        assert!(req("/x\ny").validate().is_err());
+        let json = serde_json::to_string(&Request::StoreCheck).unwrap();
+        assert_eq!(json, r#"{"type":"store_check"}"#);
     }
 
     #[test]

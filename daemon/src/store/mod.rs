@@ -6,6 +6,7 @@
 //! touching them. Times are Unix seconds from the wall clock: these records
 //! outlive the process, so the monotonic clock cannot serve.
 
+pub mod copy;
 mod guesses;
 mod pg_connect;
 mod pg_schema;
