@@ -184,6 +184,28 @@ fn a_database_shut_down_mid_login_spends_nothing_and_is_recovered_from() {
     // While it is down, no new login gets a code, whatever the failmode.
     r.refused_at_once(SECURE, &user, &outbox);
     r.refused_at_once(SAFE, &user, &outbox);
+    // status says why it cannot show the user; root reads the reason,
+    // others only that the store does not answer.
+    let st = ctl(&r.d.socket(), &["status", &user]);
+    st.expect_code(1);
+    assert!(
+        st.stderr
+            .contains("store: postgres does NOT answer: state store postgresql://"),
+        "{}",
+        st.stderr
+    );
+    let check = ctl_as(65534, 65534, &r.d.socket(), &["--json", "store", "check"]);
+    check.expect_code(1);
+    let v = check.json();
+    assert_eq!(
+        (v["ok"].as_bool(), v["error"].as_str(), v["message"].as_str()),
+        (
+            Some(false),
+            Some("store_unhealthy"),
+            Some("store: postgres does NOT answer: the state store does not answer; ask your administrator")
+        ),
+        "{v}"
+    );
 
     let pid = r.d.pid();
     r.pg.come_back();
@@ -198,6 +220,29 @@ fn a_database_shut_down_mid_login_spends_nothing_and_is_recovered_from() {
         "the backup code is not spent"
     );
     r.serves_again(&user, pid);
+    let check = ctl(&r.d.socket(), &["--json", "store", "check"]);
+    check.expect_code(0);
+    let v = check.json();
+    let names: Vec<_> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_string(),
+                c["ok"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(v["answers"], true, "{v}");
+    assert_eq!(
+        names,
+        [("reachable", true), ("schema", true), ("writable", true)]
+            .map(|(n, ok)| (n.to_string(), ok))
+            .to_vec(),
+        "{v}"
+    );
+    eprintln!("store check after recovery: {} us", v["latency_micros"]);
 }
 
 #[test]

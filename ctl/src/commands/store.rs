@@ -40,18 +40,21 @@ pub fn run(cmd: &StoreCommand, ctx: &Ctx) -> Result<(), Failure> {
         StoreCommand::Import(a) => import(a, ctx),
         StoreCommand::Check(a) => {
             let health = health(ctx, output::timeout(&a.conn, DEFAULT_TIMEOUT_SECS))?;
-            if ctx.json {
-                output::print_json(&health)?;
-            } else {
+            let healthy = health.answers && health.checks.iter().all(|c| c.ok);
+            // --json prints exactly one object: the health when it is
+            // good, else the failure (which carries the same text).
+            if !ctx.json {
                 output::print_human(&format_health(&health))?;
+            } else if healthy {
+                output::print_json(&health)?;
             }
-            if health.answers && health.checks.iter().all(|c| c.ok) {
+            if healthy {
                 Ok(())
             } else {
                 Err(Failure::new(
                     output::EXIT_FAILED,
-                    "store",
-                    "the state store is not healthy",
+                    "store_unhealthy",
+                    format_health(&health).trim_end().replace('\n', "; "),
                 ))
             }
         }
