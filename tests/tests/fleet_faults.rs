@@ -122,6 +122,36 @@ impl Rig {
     }
 }
 
+/// doctor's findings about the store: (check, severity).
+fn doctor_store(d: &Daemon) -> Vec<(String, String)> {
+    let cfg = d.config_path().to_string_lossy().into_owned();
+    let ran = ctl(
+        &d.socket(),
+        &[
+            "--config",
+            &cfg,
+            "--json",
+            "doctor",
+            "--no-sshd",
+            "--service",
+            "faults-secure",
+        ],
+    );
+    let v = ran.json();
+    v["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .filter(|f| f["check"].as_str().is_some_and(|c| c.starts_with("store.")))
+        .map(|f| {
+            (
+                f["check"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
 fn assert_denied_by_store(out: &Outcome, what: &str) {
     out.assert_code(PAM_AUTHINFO_UNAVAIL);
     assert_eq!(out.transcript.errors(), vec![STORE_DOWN], "{what}: {out}");
@@ -207,6 +237,13 @@ fn a_database_shut_down_mid_login_spends_nothing_and_is_recovered_from() {
         "{v}"
     );
 
+    assert_eq!(
+        doctor_store(&r.d),
+        ["store.down", "store.pg.reachable"]
+            .map(|c| (c.to_string(), "error".to_string()))
+            .to_vec()
+    );
+
     let pid = r.d.pid();
     r.pg.come_back();
     assert_eq!(
@@ -243,6 +280,17 @@ fn a_database_shut_down_mid_login_spends_nothing_and_is_recovered_from() {
         "{v}"
     );
     eprintln!("store check after recovery: {} us", v["latency_micros"]);
+    assert_eq!(
+        doctor_store(&r.d),
+        [
+            "store.answers",
+            "store.pg.reachable",
+            "store.pg.schema",
+            "store.pg.writable"
+        ]
+        .map(|c| (c.to_string(), "ok".to_string()))
+        .to_vec()
+    );
 }
 
 #[test]

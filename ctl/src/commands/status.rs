@@ -26,18 +26,20 @@ pub fn status(args: &StatusArgs, ctx: &Ctx) -> Result<(), Failure> {
     let timeout = output::timeout(&args.conn, DEFAULT_TIMEOUT_SECS);
     let status =
         output::call(ctx.socket, timeout, &Request::Status { user }).and_then(|r| r.into_status());
-    // Whether the store answers, also (above all) when the status could
-    // not be read; a daemon older than the question has no answer.
-    let health = super::store::health(ctx, timeout).ok();
     let status = match status {
         Ok(s) => s,
-        Err(failure) => {
-            if let Some(h) = &health {
-                eprint!("{}", super::store::format_health(h));
+        // The daemon could not read its state: say whether the store
+        // answers (and, to root, why not) before the failure itself.
+        Err(failure) if failure.kind == "internal" => {
+            if let Ok(h) = super::store::health(ctx, timeout) {
+                eprint!("{}", super::store::format_health(&h));
             }
             return Err(failure);
         }
+        Err(failure) => return Err(failure),
     };
+    // A daemon older than the question has no answer: no line then.
+    let health = super::store::health(ctx, timeout).ok();
     if ctx.json {
         #[derive(serde::Serialize)]
         struct WithHealth<'a> {
