@@ -75,6 +75,20 @@ impl Rig {
         )
     }
 
+    /// After a denied login with one of the user's three backup codes.
+    fn assert_nothing_spent(&self, user: &str) {
+        assert_eq!(
+            self.charged(user),
+            ("0".into(), "0".into()),
+            "no guess charged"
+        );
+        assert_eq!(
+            self.unused_backup_codes(user),
+            "3",
+            "the backup code is not spent"
+        );
+    }
+
     fn unused_backup_codes(&self, user: &str) -> String {
         self.sql(&format!(
             "SELECT count(*) FROM smsotp.backup_codes WHERE username = '{user}' AND used_at IS NULL"
@@ -246,16 +260,7 @@ fn a_database_shut_down_mid_login_spends_nothing_and_is_recovered_from() {
 
     let pid = r.d.pid();
     r.pg.come_back();
-    assert_eq!(
-        r.charged(&user),
-        ("0".into(), "0".into()),
-        "no guess charged"
-    );
-    assert_eq!(
-        r.unused_backup_codes(&user),
-        "3",
-        "the backup code is not spent"
-    );
+    r.assert_nothing_spent(&user);
     r.serves_again(&user, pid);
     let check = ctl(&r.d.socket(), &["--json", "store", "check"]);
     check.expect_code(0);
@@ -369,16 +374,7 @@ fn a_hung_database_mid_login_denies_within_the_deadline_and_spends_nothing() {
     // or a spend now that the user has been told "denied".
     drop(frozen.take());
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        r.charged(&user),
-        ("0".into(), "0".into()),
-        "no guess charged"
-    );
-    assert_eq!(
-        r.unused_backup_codes(&user),
-        "3",
-        "the backup code is not spent"
-    );
+    r.assert_nothing_spent(&user);
     r.serves_again(&user, pid);
 }
 

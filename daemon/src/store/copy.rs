@@ -39,7 +39,6 @@ pub struct Copied {
 type Counter = (String, i64, i64, i64, i64, i64);
 
 /// What is read from the file (all of it, before PostgreSQL is touched).
-#[derive(Default)]
 struct Rows {
     mobiles: Vec<(String, String, i64)>,
     failures: Vec<Counter>,
@@ -104,49 +103,50 @@ fn read_file(file: &PathBuf) -> Result<Rows, StoreError> {
         }
     }
     let sql = |x: rusqlite::Error| e(x.to_string());
-    let mut rows = Rows::default();
-    let mut q = conn
-        .prepare("SELECT user, e164, updated_at FROM mobiles")
-        .map_err(sql)?;
-    rows.mobiles = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(Iterator::collect)
-        .map_err(sql)?;
     // Version 1 had no backup budget and no lock notices.
     let notified = if version >= 2 { "notified_until" } else { "0" };
-    rows.failures = counters(&conn, "failures", notified).map_err(sql)?;
-    if version >= 2 {
-        rows.backup_failures = counters(&conn, "backup_failures", "0").map_err(sql)?;
-    }
-    let mut q = conn
-        .prepare("SELECT user, id, hash, created_at, used_at FROM backup_codes")
-        .map_err(sql)?;
-    rows.backup_codes = q
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    Ok(Rows {
+        mobiles: all(&conn, "SELECT user, e164, updated_at FROM mobiles", |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
-        .and_then(Iterator::collect)
-        .map_err(sql)?;
-    let mut q = conn.prepare("SELECT user, at FROM opt_outs").map_err(sql)?;
-    rows.opt_outs = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(Iterator::collect)
-        .map_err(sql)?;
-    let mut q = conn
-        .prepare("SELECT user, context, at FROM successes")
-        .map_err(sql)?;
-    rows.successes = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(Iterator::collect)
-        .map_err(sql)?;
-    Ok(rows)
+        .map_err(sql)?,
+        failures: counters(&conn, "failures", notified).map_err(sql)?,
+        backup_failures: if version >= 2 {
+            counters(&conn, "backup_failures", "0").map_err(sql)?
+        } else {
+            Vec::new()
+        },
+        backup_codes: all(
+            &conn,
+            "SELECT user, id, hash, created_at, used_at FROM backup_codes",
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .map_err(sql)?,
+        opt_outs: all(&conn, "SELECT user, at FROM opt_outs", |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(sql)?,
+        successes: all(&conn, "SELECT user, context, at FROM successes", |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(sql)?,
+    })
+}
+
+/// Every row of one query.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    conn.prepare(sql)?.query_map([], row)?.collect()
 }
 
 fn counters(conn: &Connection, table: &str, notified: &str) -> rusqlite::Result<Vec<Counter>> {
-    let mut q = conn.prepare(&format!(
+    let sql = format!(
         "SELECT user, failures, window_start, locked_until, lockouts, {notified} FROM {table}"
-    ))?;
-    let rows = q.query_map([], |r| {
+    );
+    all(conn, &sql, |r| {
         Ok((
             r.get(0)?,
             r.get(1)?,
@@ -155,8 +155,7 @@ fn counters(conn: &Connection, table: &str, notified: &str) -> rusqlite::Result<
             r.get(4)?,
             r.get(5)?,
         ))
-    })?;
-    rows.collect()
+    })
 }
 
 /// Larger of each column; the row is only written when one grows, so a
