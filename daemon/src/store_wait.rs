@@ -33,7 +33,7 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LAST_RETRY: Duration = Duration::from_secs(30);
 
 /// The opened store; for PostgreSQL, waits (refusing on `listeners`) until
-/// it can be opened. Errors only for SQLite.
+/// it can be opened. Errors for SQLite, or when told to stop meanwhile.
 pub async fn open(
     cfg: &StoreConfig,
     listeners: [&UnixListener; 2],
@@ -54,8 +54,20 @@ pub async fn open(
             sd_notify::NotifyState::Status("refusing logins: the state store does not answer"),
         ],
     );
+    // Signals' default action would kill the daemon and leave its socket
+    // files with nobody listening, which failmode=safe also waves through:
+    // a reload waits for the store, a stop removes the sockets (in main).
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return Err(e);
+    };
     let slots = Arc::new(Semaphore::new(MAX_REFUSING));
     let mut delay = FIRST_RETRY;
+    let mut last = e;
     loop {
         let wait = delay;
         let attempt = async move {
@@ -66,6 +78,9 @@ pub async fn open(
         let opened = loop {
             tokio::select! {
                 r = &mut attempt => break r,
+                _ = hup.recv() => warn!("reload ignored: still waiting for the state store"),
+                _ = term.recv() => return Err(last),
+                _ = int.recv() => return Err(last),
                 Ok((s, _)) = listeners[0].accept() => refuse(s, &slots),
                 Ok((s, _)) = listeners[1].accept() => refuse(s, &slots),
             }
@@ -83,6 +98,7 @@ pub async fn open(
                 warn!(event = "store_error", error = %e, retry_in_secs = delay.as_secs(),
                     "the state store still does not answer");
                 delay = (delay * 2).min(LAST_RETRY);
+                last = e;
             }
         }
     }

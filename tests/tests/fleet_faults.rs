@@ -202,8 +202,15 @@ fn a_database_down_at_start_is_waited_for_and_every_login_is_refused_meanwhile()
     r.refused_at_once(SECURE, &user, &outbox);
     r.refused_at_once(SAFE, &user, &outbox);
     assert!(r.d.log().contains("store_error"), "{}", r.d.log());
-
+    // A reload meanwhile must not kill it (its socket files would stay
+    // with nobody listening: "no daemon" to failmode=safe).
     let pid = r.d.pid();
+    // SAFETY: kill has no memory preconditions; the PID is our daemon's.
+    unsafe { libc::kill(pid.expect("running") as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    r.refused_at_once(SAFE, &user, &outbox);
+    assert!(r.d.log().contains("reload ignored"), "{}", r.d.log());
+
     r.pg.come_back();
     r.serves_again(&user, pid);
     assert!(r.d.log().contains("store_recovered"), "{}", r.d.log());
