@@ -33,6 +33,29 @@ const FLEET_ROWS: &str = "
         ('bob', 'b1', 'h-b1', 10, NULL), ('bob', 'x9', 'h-x9', 40, NULL);
     INSERT INTO smsotp.successes VALUES ('ann', 'host-1 sshd rhost:192.0.2.1', 500);";
 
+/// An empty store file made by the daemon's own code (its schema).
+fn sqlite_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    let file = dir.path().join("state.db");
+    drop(
+        SqliteStore::open(&StoreConfig {
+            path: file.clone(),
+            sync: StoreSync::Normal,
+            backend: StoreBackend::Sqlite,
+        })
+        .unwrap(),
+    );
+    file
+}
+
+fn pg_config(url: &str) -> PostgresConfig {
+    PostgresConfig {
+        url: url.into(),
+        sslmode: PgSslMode::Disable,
+        ca_file: None,
+        password: None,
+    }
+}
+
 fn written(c: &[Copied]) -> Vec<(&str, u64, u64)> {
     c.iter().map(|c| (c.table, c.read, c.written)).collect()
 }
@@ -44,24 +67,11 @@ async fn the_fleet_keeps_its_values_locks_take_the_later_and_a_rerun_writes_noth
     };
     let url = pg.database();
     let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let cfg = PostgresConfig {
-        url: url.clone(),
-        sslmode: PgSslMode::Disable,
-        ca_file: None,
-        password: None,
-    };
+    let cfg = pg_config(&url);
     // Each store makes its own schema; then the rows go in by hand.
     drop(PostgresStore::open(&cfg).await.unwrap());
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("state.db");
-    drop(
-        SqliteStore::open(&StoreConfig {
-            path: file.clone(),
-            sync: StoreSync::Normal,
-            backend: StoreBackend::Sqlite,
-        })
-        .unwrap(),
-    );
+    let file = sqlite_file(&dir);
     rusqlite::Connection::open(&file)
         .unwrap()
         .execute_batch(FILE_ROWS)
@@ -122,23 +132,10 @@ async fn the_fleet_keeps_its_values_locks_take_the_later_and_a_rerun_writes_noth
 async fn a_file_others_could_write_is_refused_before_it_is_read() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("state.db");
-    drop(
-        SqliteStore::open(&StoreConfig {
-            path: file.clone(),
-            sync: StoreSync::Normal,
-            backend: StoreBackend::Sqlite,
-        })
-        .unwrap(),
-    );
+    let file = sqlite_file(&dir);
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o666)).unwrap();
     // Never reached: the file is refused first.
-    let cfg = PostgresConfig {
-        url: "postgresql://nobody@127.0.0.1:1/none?sslmode=disable".into(),
-        sslmode: PgSslMode::Disable,
-        ca_file: None,
-        password: None,
-    };
+    let cfg = pg_config("postgresql://nobody@127.0.0.1:1/none?sslmode=disable");
     let e = sqlite_into_postgres(&file, &cfg)
         .await
         .unwrap_err()
