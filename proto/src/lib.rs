@@ -13,6 +13,7 @@ pub mod limits;
 pub mod message;
 pub mod secret;
 pub mod sockets;
+mod store;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
