@@ -18,6 +18,7 @@ mod directory;
 mod files;
 mod pam;
 mod sshd;
+mod store;
 
 /// Services checked when no `--service` is given (plus every other
 /// /etc/pam.d service whose stack loads the module).
@@ -194,6 +195,9 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
 
     findings.extend(files::module_installed(&host));
     let cfg = files::config(&host, config, &mut findings);
+    if let Some(c) = &cfg {
+        findings.extend(store::file(&host, c));
+    }
 
     let mut services: Vec<String> = args.services.clone();
     if services.is_empty() {
@@ -234,6 +238,7 @@ pub fn diagnose(args: &DoctorArgs, config: &Path, socket: Option<&Path>) -> Repo
             ),
         };
         findings.extend(files::daemon(&socket_path));
+        findings.extend(store::through_daemon(&socket_path));
     }
 
     // A shared file (common-auth, system-auth) is reached from every

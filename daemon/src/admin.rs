@@ -73,6 +73,8 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
             code,
         } => opt_out(state, &rt, peer, &user, opted_out, code).await,
         Request::TestSms { user } => test_sms(state, &rt, peer, &user).await,
+        Request::ImportStore { path } => Ok(crate::store_import::import(state, peer, &path).await),
+        Request::StoreCheck => Ok(crate::store_probe::check(state, peer).await),
         _ => Err(refuse(ErrorKind::BadRequest, "not an admin request")),
     };
     result.unwrap_or_else(|refusal| refusal)

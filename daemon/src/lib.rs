@@ -28,6 +28,9 @@ pub mod slots;
 pub mod state;
 pub mod stepup;
 pub mod store;
+pub mod store_import;
+pub mod store_probe;
+pub mod store_wait;
 pub mod wire;
 
 /// What the daemon says in its hello.

@@ -138,16 +138,6 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
         max_connections: connection_cap(runtime.config.max_connections),
         max_connections_per_user: runtime.config.max_connections_per_user,
     };
-    // Open the store first: without its state the daemon cannot enforce
-    // budgets or spend backup codes once, so it refuses to serve at all
-    // rather than serve loosely.
-    let store = match smsotpd::store::open(&runtime.config.store).await {
-        Ok(s) => s,
-        Err(e) => {
-            error!(error = %e, "cannot open the state store");
-            return ExitCode::FAILURE;
-        }
-    };
     let from_systemd = activated.any();
     // Sockets systemd made are systemd's to remove; those we bind are ours.
     let mut ours = Vec::new();
@@ -163,6 +153,18 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
         }
     };
     warn_if_root_socket_is_open(&root_path);
+    // Without its state the daemon cannot enforce budgets or spend backup
+    // codes once, so it never serves loosely: a bad SQLite file stops it,
+    // an unreachable PostgreSQL is waited for while every request is
+    // refused (store_wait says why the sockets must stay).
+    let store = match smsotpd::store_wait::open(&runtime.config.store, [&public, &root]).await {
+        Ok(s) => s,
+        Err(e) => {
+            error!(error = %e, "cannot open the state store");
+            remove_sockets(&ours);
+            return ExitCode::FAILURE;
+        }
+    };
     info!(
         socket = %public_path.display(),
         root_socket = %root_path.display(),

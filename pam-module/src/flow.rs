@@ -406,7 +406,9 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
             | Response::StepUp(_)
             | Response::BackupCodes { .. }
             | Response::Done { .. }
-            | Response::TestSent { .. }) => Next::Done(self.protocol_error(&format!(
+            | Response::TestSent { .. }
+            | Response::StoreImported { .. }
+            | Response::StoreHealth(_)) => Next::Done(self.protocol_error(&format!(
                 "{} in answer to {}",
                 answer_name(&out_of_place),
                 asked.name()
@@ -476,6 +478,8 @@ fn answer_name(answer: &Response) -> &'static str {
         Response::BackupCodes { .. } => "backup_codes",
         Response::Done { .. } => "done",
         Response::TestSent { .. } => "test_sent",
+        Response::StoreImported { .. } => "store_imported",
+        Response::StoreHealth(_) => "store_health",
     }
 }
 

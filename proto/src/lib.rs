@@ -13,12 +13,14 @@ pub mod limits;
 pub mod message;
 pub mod secret;
 pub mod sockets;
+mod store;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
 pub use message::{
-    check_user, BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, MaskedMobile, Request,
-    Response, SkipReason, StepUpInfo, StoreKind, UserStatus, ValidationError, VerifyMethod,
+    check_user, BeginRequest, ChallengeInfo, CodeAlphabet, ErrorKind, HealthCheck, MaskedMobile,
+    Request, Response, SkipReason, StepUpInfo, StoreHealth, StoreKind, TableCopy, UserStatus,
+    ValidationError, VerifyMethod,
 };
 pub use secret::Secret;
 

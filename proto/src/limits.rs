@@ -27,3 +27,5 @@ pub const MAX_REASON: usize = 512;
 pub const MAX_MOBILE: usize = 32;
 /// Backup codes in one `BackupCodes` answer.
 pub const MAX_BACKUP_CODES: usize = 32;
+/// A file named in an admin request (`ImportStore`).
+pub const MAX_PATH: usize = 4096;

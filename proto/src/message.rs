@@ -4,6 +4,7 @@
 
 use crate::limits;
 use crate::secret::Secret;
+pub use crate::store::{HealthCheck, StoreHealth, TableCopy};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,13 @@ pub enum Request {
     },
     /// Admin: send a test message to a user through the provider chain.
     TestSms { user: String },
+    /// Admin (root): copy the SQLite store file at `path` (absolute) into
+    /// the daemon's PostgreSQL store, to move a host into a fleet without
+    /// re-enrolling anyone. Running it again changes nothing.
+    ImportStore { path: String },
+    /// Whether the daemon's store answers, and how fast. Root also gets
+    /// the deeper checks (schema version, write access).
+    StoreCheck,
 }
 
 /// Who is logging in where. The daemon trusts these only as far as the
@@ -140,6 +148,13 @@ pub enum Response {
     NoMobile,
     /// Every provider failed to send. Details are in the daemon's log only.
     SendFailed,
+    /// Answer to `ImportStore`: per table, rows in the file and rows the
+    /// copy added or changed (all zero on a second run).
+    StoreImported {
+        tables: Vec<TableCopy>,
+    },
+    /// Answer to `StoreCheck`.
+    StoreHealth(StoreHealth),
     /// The request cannot be served; `message` is safe to show a user.
     Error {
         kind: ErrorKind,
@@ -449,7 +464,17 @@ impl Request {
             Request::Hello { client, .. } => check_text("client", client, 64, true),
             Request::Begin(begin) => begin.validate(),
             Request::Verify { code } => check_code(code),
-            Request::Resend => Ok(()),
+            Request::Resend | Request::StoreCheck => Ok(()),
+            Request::ImportStore { path } => {
+                check_text("path", path, limits::MAX_PATH, false)?;
+                if !path.starts_with('/') {
+                    return Err(ValidationError {
+                        field: "path",
+                        problem: "not an absolute path",
+                    });
+                }
+                Ok(())
+            }
             Request::Enroll { mobile } => check_text("mobile", mobile, limits::MAX_MOBILE, false),
             Request::SetMobile { user, mobile } => {
                 check_user(user)?;

@@ -12,14 +12,16 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
 pub struct Postgres {
     dir: Option<tempfile::TempDir>,
     pub port: u16,
-    pid: i32,
+    /// The postmaster's; a restart changes it (behind `&self`, so a PAM
+    /// responder can restart the cluster mid-login).
+    pid: AtomicI32,
 }
 
 /// The server options of a cluster in `dir` on `port`.
@@ -60,10 +62,10 @@ impl Postgres {
                 .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
                 .arg(&data),
         );
-        let mut pg = Postgres {
+        let pg = Postgres {
             dir: Some(dir),
             port: free_port(),
-            pid: 0,
+            pid: AtomicI32::new(0),
         };
         pg.pg_ctl_start();
         Some(pg)
@@ -74,28 +76,10 @@ impl Postgres {
     }
 
     /// (Re)starts the server on its port; waits until it accepts.
-    fn pg_ctl_start(&mut self) {
+    fn pg_ctl_start(&self) {
         let path = self.path().to_path_buf();
-        let data = path.join("data");
-        as_postgres(
-            Command::new(format!("{BIN}/pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(path.join("log"))
-                .args([
-                    "-w",
-                    "-t",
-                    "30",
-                    "-o",
-                    &server_options(&path, self.port),
-                    "start",
-                ]),
-        );
-        self.pid = std::fs::read_to_string(data.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
-            .expect("postmaster.pid");
+        self.pg_ctl("start", &["-o", &server_options(&path, self.port)]);
+        self.pid.store(self.read_pid(), Ordering::Relaxed);
     }
 
     /// The database goes away as in a crash (`pg_ctl -m immediate`), until
@@ -107,11 +91,99 @@ impl Postgres {
                 .arg(self.path().join("data"))
                 .args(["-m", "immediate", "-w", "stop"]),
         );
+        self.pid.store(0, Ordering::Relaxed);
     }
 
-    /// Starts it again after [`crash`](Self::crash), same port and data.
+    /// Starts it again after [`crash`](Self::crash) or
+    /// [`shut_down`](Self::shut_down), same port and data.
     pub fn come_back(&mut self) {
         self.pg_ctl_start();
+    }
+
+    /// A clean shutdown (`pg_ctl -m fast`): sessions are ended, the port
+    /// refuses connections until [`come_back`](Self::come_back).
+    pub fn shut_down(&self) {
+        self.pg_ctl("stop", &["-m", "fast"]);
+        // Gone: its PID may be reused by anything else from now on.
+        self.pid.store(0, Ordering::Relaxed);
+    }
+
+    /// `pg_ctl restart`: every session is cut, the server is back (on the
+    /// same port, a new postmaster) when this returns.
+    pub fn restart(&self) {
+        let opts = server_options(self.path(), self.port);
+        self.pg_ctl("restart", &["-m", "fast", "-o", &opts]);
+        self.pid.store(self.read_pid(), Ordering::Relaxed);
+    }
+
+    fn pg_ctl(&self, action: &str, extra: &[&str]) {
+        let path = self.path();
+        as_postgres(
+            Command::new(format!("{BIN}/pg_ctl"))
+                .arg("-D")
+                .arg(path.join("data"))
+                .arg("-l")
+                .arg(path.join("log"))
+                .args(["-w", "-t", "30"])
+                .args(extra)
+                .arg(action),
+        );
+    }
+
+    fn pid(&self) -> i32 {
+        self.pid.load(Ordering::Relaxed)
+    }
+
+    fn read_pid(&self) -> i32 {
+        std::fs::read_to_string(self.path().join("data/postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            .expect("postmaster.pid")
+    }
+
+    /// The cluster hangs: its postmaster and every backend get SIGSTOP, so
+    /// connections stay open (the kernel still accepts and acknowledges)
+    /// and nothing answers. The guard (also dropped by a failing test)
+    /// sends SIGCONT to exactly those processes.
+    pub fn freeze(&self) -> Frozen {
+        let pids = self.processes();
+        for &pid in &pids {
+            // SAFETY: kill has no memory preconditions; these are this
+            // cluster's postmaster and its children, found by PID.
+            unsafe { libc::kill(pid, libc::SIGSTOP) };
+        }
+        Frozen { pids }
+    }
+
+    /// The postmaster and its children (backends, checkpointer, ...):
+    /// found by parent PID under /proc, never by name.
+    fn processes(&self) -> Vec<i32> {
+        if self.pid() <= 0 {
+            return Vec::new();
+        }
+        let mut pids = vec![self.pid()];
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // "pid (comm) state ppid ...": comm may hold spaces, so split
+            // after its closing parenthesis.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if ppid == Some(self.pid()) {
+                pids.push(pid);
+            }
+        }
+        pids
     }
 
     /// Turns TLS on (`ssl = on`, reloaded) with this certificate and key;
@@ -168,19 +240,49 @@ impl Postgres {
     /// Stops the cluster and removes its files. For a cluster kept in a
     /// static (never dropped): call it from an exit handler.
     pub fn stop(&self) {
+        // A frozen cluster could not act on the signal below.
+        for pid in self.processes() {
+            // SAFETY: kill has no memory preconditions; our cluster's PIDs.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+        }
+        if self.pid() <= 0 {
+            // Already stopped (crash, shut_down): only the files are left.
+            if let Some(dir) = &self.dir {
+                let _ = std::fs::remove_dir_all(dir.path());
+            }
+            return;
+        }
         // SIGQUIT is PostgreSQL's immediate shutdown: the cluster is thrown
         // away, so nothing needs flushing.
         // SAFETY: kill has no memory preconditions; the PID is our postmaster's.
-        unsafe { libc::kill(self.pid, libc::SIGQUIT) };
+        unsafe { libc::kill(self.pid(), libc::SIGQUIT) };
         for _ in 0..100 {
             // SAFETY: signal 0 only probes whether the process exists.
-            if unsafe { libc::kill(self.pid, 0) } != 0 {
+            if unsafe { libc::kill(self.pid(), 0) } != 0 {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         if let Some(dir) = &self.dir {
             let _ = std::fs::remove_dir_all(dir.path());
+        }
+    }
+}
+
+/// A cluster stopped by [`Postgres::freeze`]; dropping it thaws it.
+pub struct Frozen {
+    pids: Vec<i32>,
+}
+
+impl Frozen {
+    pub fn thaw(self) {}
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        for &pid in &self.pids {
+            // SAFETY: kill has no memory preconditions; the PIDs we stopped.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
         }
     }
 }

@@ -38,13 +38,33 @@ fn status_shows_only_the_masked_number_in_both_forms() {
          locked:            no\nrecent failures:   0\nlockouts:          0\n\
          backup codes left: 0\nopted out:         no\nstore:             sqlite\n"
     );
-    assert_eq!(human.stdout, expected, "{human:#?}");
+    // The last line is the store's answer time, which varies.
+    let (fixed, health) = human
+        .stdout
+        .strip_suffix('\n')
+        .and_then(|t| t.rsplit_once('\n'))
+        .unwrap_or_else(|| panic!("{human:#?}"));
+    assert_eq!(format!("{fixed}\n"), expected, "{human:#?}");
+    assert!(
+        health.starts_with("store health:      answers (") && health.ends_with(" ms)"),
+        "{human:#?}"
+    );
     assert!(!human.all_output().contains(MOBILE_DIGITS), "{human:#?}");
 
     let json = ctl.run(&["--json", "status", &alice]);
     json.expect_code(0);
+    let mut v = json.json();
+    let health = v
+        .as_object_mut()
+        .and_then(|o| o.remove("store_health"))
+        .unwrap_or_else(|| panic!("{json:#?}"));
     assert_eq!(
-        json.json(),
+        (health["store"].as_str(), health["answers"].as_bool()),
+        (Some("sqlite"), Some(true)),
+        "{health}"
+    );
+    assert_eq!(
+        v,
         serde_json::json!({"ok": true, "user": alice, "mobile": MASKED,
             "mobile_source": "users.toml", "locked": false, "locked_for_secs": null,
             "recent_failures": 0, "lockouts": 0, "backup_codes_left": 0, "opted_out": false, "store": "sqlite"})

@@ -18,6 +18,7 @@ pub mod output;
 pub mod remove;
 pub mod status;
 pub mod stepup;
+pub mod store;
 pub mod testsms;
 
 /// Subcommands flattened into `smsotpctl`'s own list.
@@ -42,6 +43,9 @@ pub enum Admin {
     OptIn(optout::OptArgs),
     /// Send a test message to a user through the provider chain.
     TestSms(testsms::TestSmsArgs),
+    /// The state store: copy a SQLite file into PostgreSQL, or check it.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// How to reach the daemon; shared by every command that talks to it.
@@ -69,6 +73,7 @@ pub fn run(cmd: &Admin, socket: &Path, json: bool) -> ExitCode {
         Admin::OptOut(a) => optout::set(a, true, &ctx),
         Admin::OptIn(a) => optout::set(a, false, &ctx),
         Admin::TestSms(a) => testsms::test_sms(a, &ctx),
+        Admin::Store(c) => store::run(c, &ctx),
     };
     match result {
         Ok(()) => ExitCode::from(output::EXIT_OK),

@@ -23,16 +23,40 @@ pub struct UnlockArgs {
 
 pub fn status(args: &StatusArgs, ctx: &Ctx) -> Result<(), Failure> {
     let user = super::user_or_self(&args.user)?;
-    let status = output::call(
-        ctx.socket,
-        output::timeout(&args.conn, DEFAULT_TIMEOUT_SECS),
-        &Request::Status { user },
-    )?
-    .into_status()?;
+    let timeout = output::timeout(&args.conn, DEFAULT_TIMEOUT_SECS);
+    let status =
+        output::call(ctx.socket, timeout, &Request::Status { user }).and_then(|r| r.into_status());
+    let status = match status {
+        Ok(s) => s,
+        // The daemon could not read its state: say whether the store
+        // answers (and, to root, why not) before the failure itself.
+        Err(failure) if failure.kind == "internal" => {
+            if let Ok(h) = super::store::health(ctx, timeout) {
+                eprint!("{}", super::store::format_health(&h));
+            }
+            return Err(failure);
+        }
+        Err(failure) => return Err(failure),
+    };
+    // A daemon older than the question has no answer: no line then.
+    let health = super::store::health(ctx, timeout).ok();
     if ctx.json {
-        output::print_json(&status)
+        #[derive(serde::Serialize)]
+        struct WithHealth<'a> {
+            #[serde(flatten)]
+            status: &'a UserStatus,
+            store_health: Option<smsotp_proto::StoreHealth>,
+        }
+        output::print_json(&WithHealth {
+            status: &status,
+            store_health: health,
+        })
     } else {
-        output::print_human(&format_status(&status))
+        let mut text = format_status(&status);
+        if let Some(h) = &health {
+            text += &format!("{:<18} {}\n", "store health:", super::store::answer_text(h));
+        }
+        output::print_human(&text)
     }
 }
 

@@ -10,6 +10,7 @@
 //! from the store's [`Clock`] (PostgreSQL's `now()` for a fleet); the
 //! per-call ones from their caller.
 
+pub mod copy;
 mod guesses;
 mod pg_connect;
 mod pg_requests;

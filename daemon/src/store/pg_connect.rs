@@ -39,8 +39,18 @@ pub(super) fn pool(cfg: &PostgresConfig) -> Result<Pool, StoreError> {
         pg.password(password.as_bytes());
     }
     pg.connect_timeout(TIMEOUT)
+        // A database host that vanishes (power, partition) acknowledges
+        // nothing: a request in flight fails after TIMEOUT instead of
+        // the kernel's ~15 min of retransmissions, and an idle pooled
+        // connection is found dead by keepalives within ~25 s, so the
+        // next checkout connects afresh. (A database that is up but
+        // stopped, e.g. SIGSTOP, still has its kernel acknowledge: only
+        // the daemon's per-request deadline ends that wait.)
+        .tcp_user_timeout(TIMEOUT)
         .keepalives(true)
-        .keepalives_idle(Duration::from_secs(30))
+        .keepalives_idle(Duration::from_secs(10))
+        .keepalives_interval(Duration::from_secs(5))
+        .keepalives_retries(3)
         .application_name("smsotpd")
         // A lock held by a hung peer must not hold a login forever.
         .options(format!(
