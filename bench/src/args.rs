@@ -26,7 +26,7 @@ pub fn usage() -> ! {
         "usage: smsotp-bench [--seconds S] [--concurrency 1,16,64] [--pending N] \
          [--only floor,smsotp-http,smsotp-https,gauth,oath] [--tls-target-dir DIR] \
          [--out FILE.md] [--perf DIR] [--callgrind LOGINS] [--dlopen ROUNDS] [--smoke]\n\
-         \x20      smsotp-bench dlopen [--rounds N]\n\
+         \x20      smsotp-bench dlopen [--rounds N] [--warm] [--also A.so,B.so]\n\
          \x20      smsotp-bench daemon [--seconds S] [--connections N] [--only sqlite-normal,sqlite-full,postgres] [--out FILE.md]\n\
          Run as root. SMSOTP_TARGET_DIR names the directory with smsotpd and \
          libpam_smsotp.so (a release build)."
@@ -39,7 +39,7 @@ pub fn pairs(args: impl Iterator<Item = String>) -> Vec<(String, Option<String>)
     let mut out = Vec::new();
     let mut it = args.peekable();
     while let Some(arg) = it.next() {
-        let takes_value = !matches!(arg.as_str(), "--smoke");
+        let takes_value = !matches!(arg.as_str(), "--smoke" | "--warm");
         let val = if takes_value {
             Some(it.next().unwrap_or_else(|| usage()))
         } else {

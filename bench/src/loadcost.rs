@@ -6,7 +6,7 @@
 //! so that machine noise hits all three alike, and says whether dlclose
 //! really unmapped the object (otherwise later rounds would be free).
 
-use crate::args::{num, pairs, usage};
+use crate::args::{list, num, pairs, usage};
 use crate::subjects::module_path;
 use std::ffi::CString;
 use std::fmt::Write as _;
@@ -58,12 +58,48 @@ fn round(c: &CString) -> Option<Duration> {
     Some(t.elapsed())
 }
 
-pub fn measure(target: &Path, rounds: usize) -> Result<Vec<Row>, String> {
+/// The libraries `path` needs (DT_NEEDED), as the dynamic linker finds them.
+fn needed(path: &Path) -> Vec<String> {
+    let out = Command::new("readelf").arg("-dW").arg(path).output();
+    let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    text.unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .filter_map(|l| Some(l.split('[').nth(1)?.trim_end_matches(']').to_string()))
+        .collect()
+}
+
+/// Keeps every library the modules need loaded (sshd and sudo already
+/// link libcrypt, libaudit, libselinux...), so a round is the module alone.
+fn hold_needed(mods: &[(String, PathBuf)]) -> Vec<*mut libc::c_void> {
+    mods.iter()
+        .flat_map(|(_, p)| needed(p))
+        .filter_map(|lib| {
+            let c = CString::new(lib).ok()?;
+            // SAFETY: a valid C string; the handle is kept for the process.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            (!h.is_null()).then_some(h)
+        })
+        .collect()
+}
+
+/// pam_smsotp.so of `target`, pam_permit.so, pam_unix.so and `also`
+/// (other builds of the module, by path). `warm`: their libraries held.
+pub fn measure(
+    target: &Path,
+    rounds: usize,
+    also: &[PathBuf],
+    warm: bool,
+) -> Result<Vec<Row>, String> {
     let mut mods: Vec<(String, PathBuf)> =
         vec![("pam_smsotp.so".into(), target.join("libpam_smsotp.so"))];
     for m in ["pam_permit.so", "pam_unix.so"] {
         mods.push((m.into(), module_path(m).ok_or(format!("{m} not found"))?));
     }
+    for p in also {
+        mods.push((p.display().to_string(), p.clone()));
+    }
+    let _held = if warm { hold_needed(&mods) } else { Vec::new() };
     let cs: Vec<CString> = mods
         .iter()
         .map(|(_, p)| CString::new(p.to_string_lossy().as_bytes()).unwrap())
@@ -95,9 +131,14 @@ pub fn measure(target: &Path, rounds: usize) -> Result<Vec<Row>, String> {
         .collect())
 }
 
-pub fn render(rows: &[Row], rounds: usize) -> String {
+pub fn render(rows: &[Row], rounds: usize, warm: bool) -> String {
+    let deps = if warm {
+        "the libraries they need held loaded (as in sshd and sudo, which link them)"
+    } else {
+        "cold: the libraries they need loaded and unloaded with them"
+    };
     let mut md = format!(
-        "module load cost: dlopen(RTLD_NOW)+dlclose, {rounds} rounds each, interleaved:\n\n\
+        "module load cost: dlopen(RTLD_NOW)+dlclose, {rounds} rounds each, interleaved; {deps}:\n\n\
          | module | bytes | relocations | median us | p90 us | x pam_unix | unmapped by dlclose |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | --- |\n"
     );
@@ -125,24 +166,33 @@ pub fn render(rows: &[Row], rounds: usize) -> String {
     md
 }
 
+/// Cold first, then warm: the warm pass keeps libraries for the process.
 pub fn section(target: &Path, rounds: usize) -> String {
-    match measure(target, rounds) {
-        Ok(rows) => render(&rows, rounds),
-        Err(e) => format!("module load cost: not measured ({e})\n"),
+    let mut md = String::new();
+    for warm in [false, true] {
+        match measure(target, rounds, &[], warm) {
+            Ok(rows) => md += &render(&rows, rounds, warm),
+            Err(e) => md += &format!("module load cost: not measured ({e})\n"),
+        }
+        md += "\n";
     }
+    md
 }
 
 pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
-    let mut rounds = 5000;
+    let (mut rounds, mut also, mut warm) = (5000, Vec::new(), false);
     for (flag, val) in pairs(args) {
         match flag.as_str() {
             "--rounds" => rounds = num(&val),
+            "--also" => also = list(&val).into_iter().map(PathBuf::from).collect(),
+            "--warm" => warm = true,
             _ => usage(),
         }
     }
-    match measure(&smsotp_tests::paths::target_dir(), rounds.max(10)) {
+    let rounds = rounds.max(10);
+    match measure(&smsotp_tests::paths::target_dir(), rounds, &also, warm) {
         Ok(rows) => {
-            println!("{}", render(&rows, rounds));
+            println!("{}", render(&rows, rounds, warm));
             ExitCode::SUCCESS
         }
         Err(e) => {
