@@ -3,9 +3,11 @@
 #
 #   sudo bash bench/run.sh [smsotp-bench options, e.g. --seconds 10 --perf /tmp/perf]
 #
-# Installs the peers (libpam-google-authenticator, libpam-oath) if missing,
+# Installs the peers (libpam-google-authenticator, libpam-oath), valgrind
+# (instructions per login) and binutils (readelf) if missing,
 # builds smsotpd, pam_smsotp and smsotp-bench in release mode, and runs
-# every subject at concurrency 1 and 64. The table goes to stdout and to
+# every subject at concurrency 1, 16 and 64, then the module load cost and
+# instructions per login (callgrind). The table goes to stdout and to
 # bench/results/latest.md. A benchmark, not a test: it never fails on
 # slowness. Environment:
 #   SMSOTP_TARGET_DIR   use smsotpd/libpam_smsotp.so from there instead of
@@ -17,7 +19,7 @@ cd "$ROOT"
 ((EUID == 0)) || { echo "bench/run.sh: run as root (it drives libpam for test accounts)" >&2; exit 1; }
 if [[ "${SMSOTP_SKIP_APT:-0}" != 1 ]]; then
     missing=()
-    for pkg in libpam-google-authenticator libpam-oath libpam0g-dev; do
+    for pkg in libpam-google-authenticator libpam-oath libpam0g-dev valgrind binutils; do
         [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$pkg")
     done
     if ((${#missing[@]})); then

@@ -29,8 +29,9 @@ set -euo pipefail
 # tests/tests/{deb,systemd}.rs (they skip only where nspawn cannot run, and
 # fail instead when CI is set); postgresql (initdb, pg_ctl, psql) for the
 # throwaway clusters of the store conformance and fleet tests
-# (tests/src/pg.rs; they fail when CI is set and it is missing).
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql)
+# (tests/src/pg.rs; they fail when CI is set and it is missing);
+# libpam-google-authenticator and libpam-oath, the peers of the benchmark smoke.
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql libpam-google-authenticator libpam-oath)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -180,6 +181,11 @@ fi
 # --- 4. tests -----------------------------------------------------------------
 section "cargo test --workspace"
 bounded "$STEP_TIMEOUT" cargo test --workspace
+
+# A few seconds of the benchmarks (bench/, docs/BENCHMARKS.md): exit 1 on any
+# wrong outcome (a refused login, a missing code), never on slowness.
+section "benchmark smoke (wrong outcomes only, never timings)"
+bounded 600 bash bench/smoke.sh
 
 # --- 5. fuzzing (briefly) -----------------------------------------------------
 # cargo-fuzz (libFuzzer) needs a nightly toolchain; fuzz/ is its own

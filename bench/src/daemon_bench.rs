@@ -98,6 +98,7 @@ pub struct Rig {
     _mock: Option<Mock>,
     _pg: Option<smsotp_tests::pg::Postgres>,
     _dir: tempfile::TempDir,
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Drop for Rig {
@@ -117,6 +118,7 @@ pub fn rig(target: &Path, backend: &str, users: usize, gateway: bool) -> Result<
         .map_err(|e| e.to_string())?;
     let mut b = bench_daemon(users).top(&format!("max_connections_per_user = {}", 64));
     let mut pg = None;
+    let mut state_dir = None;
     b = match backend {
         "postgres" => {
             let p = smsotp_tests::pg::Postgres::start().ok_or("PostgreSQL is not installed")?;
@@ -131,14 +133,12 @@ pub fn rig(target: &Path, backend: &str, users: usize, gateway: bool) -> Result<
             let state = tempfile::Builder::new()
                 .prefix("smsotp-bench-state")
                 .tempdir_in("/var/tmp")
-                .map_err(|e| e.to_string())?
-                .keep();
+                .map_err(|e| e.to_string())?;
+            let db = state.path().join("state.db");
+            state_dir = Some(state);
             b.section(
                 "store",
-                &format!(
-                    "path = {}",
-                    toml_str(&state.join("state.db").to_string_lossy())
-                ),
+                &format!("path = {}", toml_str(&db.to_string_lossy())),
             )
             .section("store", &format!("sync = \"{sync}\""))
         }
@@ -178,6 +178,7 @@ pub fn rig(target: &Path, backend: &str, users: usize, gateway: bool) -> Result<
         _mock: mock,
         _pg: pg,
         _dir: dir,
+        _state: state_dir,
     })
 }
 
@@ -311,7 +312,7 @@ pub fn render(rs: &[CycleResult], o: &Opts) -> String {
 pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
     let o = parse(args);
     smsotp_tests::require_root("starts smsotpd and a PostgreSQL cluster");
-    let target = smsotp_tests::paths::target_dir();
+    let target = crate::subjects::target();
     let users = o.connections.iter().copied().max().unwrap_or(1);
     let mut results = Vec::new();
     let mut notes = Vec::new();

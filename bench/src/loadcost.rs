@@ -190,7 +190,7 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
         }
     }
     let rounds = rounds.max(10);
-    match measure(&smsotp_tests::paths::target_dir(), rounds, &also, warm) {
+    match measure(&crate::subjects::target(), rounds, &also, warm) {
         Ok(rows) => {
             println!("{}", render(&rows, rounds, warm));
             ExitCode::SUCCESS

@@ -67,7 +67,7 @@ fn logins(args: Args) -> ExitCode {
         .prefix("smsotp-bench-")
         .tempdir_in("/tmp")
         .expect("temp dir");
-    let target = smsotp_tests::paths::target_dir();
+    let target = crate::subjects::target();
     let subjects = Subjects::build(&args, work.path(), &target);
     let mut run = Run {
         seconds: args.seconds,

@@ -286,3 +286,10 @@ impl Subjects {
         self.setups.push(setup);
     }
 }
+
+/// The build under test, absolute: libpam reads a relative module path as
+/// relative to its security directory.
+pub fn target() -> PathBuf {
+    let t = smsotp_tests::paths::target_dir();
+    t.canonicalize().unwrap_or(t)
+}
