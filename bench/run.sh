@@ -35,4 +35,5 @@ fi
 TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 export SMSOTP_TARGET_DIR="${SMSOTP_TARGET_DIR:-$TARGET/release}"
 mkdir -p bench/results
-timeout 3600 "$TARGET/release/smsotp-bench" --out bench/results/latest.md "$@" </dev/null
+timeout 3600 "$TARGET/release/smsotp-bench" --out bench/results/latest.md \
+    --callgrind-dir bench/results/callgrind "$@" </dev/null

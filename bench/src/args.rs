@@ -15,6 +15,8 @@ pub struct Args {
     pub perf: Option<PathBuf>,
     /// Logins per subject under callgrind (0: skip the instruction counts).
     pub callgrind: usize,
+    /// Where to keep the callgrind files (default: a temp dir).
+    pub callgrind_dir: Option<PathBuf>,
     /// Module load cost: dlopen+dlclose rounds per module (0: skip).
     pub dlopen: usize,
     /// CI smoke run: exit 1 on any wrong outcome (never on slowness).
@@ -25,7 +27,7 @@ pub fn usage() -> ! {
     eprintln!(
         "usage: smsotp-bench [--seconds S] [--concurrency 1,16,64] [--pending N] \
          [--only floor,smsotp-http,smsotp-https,gauth,oath] [--tls-target-dir DIR] \
-         [--out FILE.md] [--perf DIR] [--callgrind LOGINS] [--dlopen ROUNDS] [--smoke]\n\
+         [--out FILE.md] [--perf DIR] [--callgrind LOGINS] [--callgrind-dir DIR] [--dlopen ROUNDS] [--smoke]\n\
          \x20      smsotp-bench dlopen [--rounds N] [--warm] [--also A.so,B.so]\n\
          \x20      smsotp-bench daemon [--seconds S] [--connections N] [--only sqlite-normal,sqlite-full,postgres] [--out FILE.md]\n\
          Run as root. SMSOTP_TARGET_DIR names the directory with smsotpd and \
@@ -74,6 +76,7 @@ pub fn parse_logins(args: impl Iterator<Item = String>) -> Args {
         out: None,
         perf: None,
         callgrind: 30,
+        callgrind_dir: None,
         dlopen: 2000,
         smoke: false,
     };
@@ -89,6 +92,7 @@ pub fn parse_logins(args: impl Iterator<Item = String>) -> Args {
             "--out" => a.out = val.map(PathBuf::from),
             "--perf" => a.perf = val.map(PathBuf::from),
             "--callgrind" => a.callgrind = num(&val),
+            "--callgrind-dir" => a.callgrind_dir = val.map(PathBuf::from),
             "--dlopen" => a.dlopen = num(&val),
             "--smoke" => a.smoke = true,
             _ => usage(),

@@ -202,9 +202,15 @@ fn daemon_run(target: &Path, cycles: usize, out: &Path) -> Result<u64, String> {
 }
 
 /// The report section: both sides, ratios to floor and the peers.
-pub fn section(subjects: &Subjects, target: &Path, logins: usize) -> String {
-    let Ok(dir) = tempfile::tempdir() else {
+/// `keep`: where the callgrind files stay for `callgrind_annotate`
+/// (client-KIND.out, d1.out and d2.out: the daemon's two runs).
+pub fn section(subjects: &Subjects, target: &Path, logins: usize, keep: Option<&Path>) -> String {
+    let Ok(tmp) = tempfile::tempdir() else {
         return "instructions: not measured (no temp dir)\n".into();
+    };
+    let dir = match keep {
+        Some(k) if std::fs::create_dir_all(k).is_ok() => k,
+        _ => tmp.path(),
     };
     let mut rows: Vec<(String, Result<u64, String>)> = Vec::new();
     // smsotp with the outbox provider, so the child can read its code.
@@ -227,7 +233,7 @@ pub fn section(subjects: &Subjects, target: &Path, logins: usize) -> String {
             secret,
             counter,
         };
-        rows.push((kind.into(), module_side(&child, dir.path())));
+        rows.push((kind.into(), module_side(&child, dir)));
     }
     match &r {
         Ok(r) => {
@@ -249,14 +255,14 @@ pub fn section(subjects: &Subjects, target: &Path, logins: usize) -> String {
                 secret: Vec::new(),
                 counter: 0,
             };
-            rows.push(("smsotp".into(), module_side(&child, dir.path())));
+            rows.push(("smsotp".into(), module_side(&child, dir)));
         }
         Err(e) => rows.push(("smsotp".into(), Err(e.clone()))),
     }
     drop(r);
     let small = 5;
-    let daemon = daemon_run(target, small, &dir.path().join("d1.out")).and_then(|a| {
-        let b = daemon_run(target, small + logins, &dir.path().join("d2.out"))?;
+    let daemon = daemon_run(target, small, &dir.join("d1.out")).and_then(|a| {
+        let b = daemon_run(target, small + logins, &dir.join("d2.out"))?;
         Ok(b.saturating_sub(a) / logins.max(1) as u64)
     });
     render(&rows, &daemon, logins)

@@ -91,8 +91,12 @@ fn logins(args: Args) -> ExitCode {
             "instructions per login under callgrind ({} logins each) ...",
             args.callgrind
         );
-        run.sections
-            .push(callgrind::section(&subjects, &target, args.callgrind));
+        run.sections.push(callgrind::section(
+            &subjects,
+            &target,
+            args.callgrind,
+            args.callgrind_dir.as_deref(),
+        ));
     }
     let md = report::render(&run);
     println!("{md}");
