@@ -30,7 +30,9 @@ if [[ "${SMSOTP_SKIP_APT:-0}" != 1 ]]; then
 fi
 timeout 3600 cargo build --release -p smsotp-bench </dev/null
 if [[ -z "${SMSOTP_TARGET_DIR:-}" ]]; then
-    timeout 3600 cargo build --release -p smsotpd -p pam_smsotp </dev/null
+    # The same package set as scripts/test.sh and packaging/deb/build.sh, so
+    # features unify the same way and the shipped artefacts are not rebuilt.
+    timeout 3600 cargo build --release -p pam_smsotp -p smsotpd -p smsotpctl </dev/null
 fi
 TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 export SMSOTP_TARGET_DIR="${SMSOTP_TARGET_DIR:-$TARGET/release}"
