@@ -15,6 +15,7 @@ if ((EUID != 0)); then
 fi
 export SMSOTP_TARGET_DIR="${SMSOTP_TARGET_DIR:-$ROOT/target/release}"
 BENCH="$ROOT/target/debug/smsotp-bench"
-[[ -x "$BENCH" ]] || cargo build -p smsotp-bench </dev/null
+# A no-op after scripts/test.sh built the workspace; never a stale harness.
+cargo build -q -p smsotp-bench </dev/null
 "$BENCH" --smoke --seconds 1 --concurrency 1,16 --pending 0 --dlopen 200 --callgrind 0 </dev/null
 "$BENCH" daemon --seconds 1 --connections 1,16 </dev/null
