@@ -180,34 +180,7 @@ pub fn run_phase(s: &Subject, conc: usize, seconds: f64, perf: Option<&Path>) ->
     while sync.at(1).load(Ordering::Acquire) < conc as u64 && Instant::now() < ready_by {
         std::thread::sleep(Duration::from_millis(1));
     }
-    let mut perf_children = Vec::new();
-    if let Some(dir) = perf {
-        let _ = std::fs::create_dir_all(dir);
-        let mut targets: Vec<(&str, String)> = vec![(
-            "workers",
-            pids.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        )];
-        if let Some(d) = s.daemon_pid {
-            targets.push(("daemon", d.to_string()));
-        }
-        for (who, pid) in targets {
-            let file = dir.join(format!("{}-c{conc}-{who}.perf.data", s.name));
-            if let Ok(c) = std::process::Command::new("perf")
-                .args(["record", "-q", "-F", "997", "-g", "-p", &pid, "-o"])
-                .arg(&file)
-                .args(["--", "sleep", &format!("{}", seconds.ceil() as u64)])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-            {
-                perf_children.push(c);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    let perf_children = perf.map_or_else(Vec::new, |dir| start_perf(s, &pids, conc, seconds, dir));
     let dcpu0 = s.daemon_pid.map(proc_cpu).unwrap_or_default();
     let gcpu0 = s.mock.as_ref().map(|m| m.cpu()).unwrap_or_default();
     let t0 = Instant::now();
@@ -269,4 +242,38 @@ pub fn run_phase(s: &Subject, conc: usize, seconds: f64, perf: Option<&Path>) ->
         let _ = c.wait();
     }
     r
+}
+
+/// `perf record -g` of the workers and the daemon for the phase, into
+/// DIR/SUBJECT-cN-{workers,daemon}.perf.data (`--perf DIR`).
+fn start_perf(
+    s: &Subject,
+    pids: &[libc::pid_t],
+    conc: usize,
+    seconds: f64,
+    dir: &Path,
+) -> Vec<std::process::Child> {
+    let _ = std::fs::create_dir_all(dir);
+    let workers: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let mut targets: Vec<(&str, String)> = vec![("workers", workers.join(","))];
+    if let Some(d) = s.daemon_pid {
+        targets.push(("daemon", d.to_string()));
+    }
+    let mut children = Vec::new();
+    for (who, pid) in targets {
+        let file = dir.join(format!("{}-c{conc}-{who}.perf.data", s.name));
+        if let Ok(c) = std::process::Command::new("perf")
+            .args(["record", "-q", "-F", "997", "-g", "-p", &pid, "-o"])
+            .arg(&file)
+            .args(["--", "sleep", &format!("{}", seconds.ceil() as u64)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+        {
+            children.push(c);
+        }
+    }
+    // perf needs a moment to attach before the phase starts.
+    std::thread::sleep(Duration::from_millis(300));
+    children
 }

@@ -30,10 +30,16 @@ pub fn pending_challenges(socket: &Path, pid: u32, n: usize) -> (usize, u64, Dur
                 scope.spawn(move || {
                     let mut v = Vec::new();
                     for i in (t..n).step_by(threads) {
-                        let Ok(mut c) =
-                            Client::connect(socket, Duration::from_secs(20), "smsotp-bench")
-                        else {
-                            break;
+                        let mut c = match Client::connect(
+                            socket,
+                            Duration::from_secs(20),
+                            "smsotp-bench",
+                        ) {
+                            Ok(c) => c,
+                            Err(e) => {
+                                eprintln!("pending challenge {i}: connect: {e}");
+                                break;
+                            }
                         };
                         let req = Request::Begin(BeginRequest {
                             user: user(i).to_string(),
