@@ -29,7 +29,7 @@ pub fn usage() -> ! {
          [--only floor,smsotp-http,smsotp-https,gauth,oath] [--tls-target-dir DIR] \
          [--out FILE.md] [--perf DIR] [--callgrind LOGINS] [--callgrind-dir DIR] [--dlopen ROUNDS] [--smoke]\n\
          \x20      smsotp-bench dlopen [--rounds N] [--warm] [--also A.so,B.so]\n\
-         \x20      smsotp-bench daemon [--seconds S] [--connections N] [--only sqlite-normal,sqlite-full,postgres] [--out FILE.md]\n\
+         \x20      smsotp-bench daemon [--seconds S] [--connections N] [--only sqlite-normal,sqlite-full,postgres] [--provider outbox|gateway] [--callgrind CYCLES] [--out FILE.md]\n\
          Run as root. SMSOTP_TARGET_DIR names the directory with smsotpd and \
          libpam_smsotp.so (a release build)."
     );

@@ -260,12 +260,16 @@ pub fn section(subjects: &Subjects, target: &Path, logins: usize, keep: Option<&
         Err(e) => rows.push(("smsotp".into(), Err(e.clone()))),
     }
     drop(r);
+    render(&rows, &daemon_per_cycle(target, logins, dir), logins)
+}
+
+/// The daemon's instructions per begin+verify cycle: two runs under
+/// callgrind, 5 and 5 + `cycles` cycles, the difference over `cycles`.
+pub fn daemon_per_cycle(target: &Path, cycles: usize, dir: &Path) -> Result<u64, String> {
     let small = 5;
-    let daemon = daemon_run(target, small, &dir.join("d1.out")).and_then(|a| {
-        let b = daemon_run(target, small + logins, &dir.join("d2.out"))?;
-        Ok(b.saturating_sub(a) / logins.max(1) as u64)
-    });
-    render(&rows, &daemon, logins)
+    let a = daemon_run(target, small, &dir.join("d1.out"))?;
+    let b = daemon_run(target, small + cycles, &dir.join("d2.out"))?;
+    Ok(b.saturating_sub(a) / cycles.max(1) as u64)
 }
 
 fn at(c: &SharedU64) -> u64 {

@@ -13,10 +13,11 @@
 //! still asks NSS at every Begin).
 
 use crate::args::{list, num, pairs, usage};
+use crate::daemon_report::render;
 use crate::measure::proc_cpu;
 use crate::mock::{Codes, Mock};
 use crate::outbox_tail::OutboxTail;
-use crate::report::{machine, ms, us};
+use crate::report::us;
 use crate::subjects::{bench_daemon, start_daemon, user_name};
 use smsotp_proto::{BeginRequest, Client, Request, Response, Secret};
 use smsotp_tests::daemon::{toml_str, Daemon};
@@ -35,6 +36,8 @@ pub struct Opts {
     pub only: Option<Vec<String>>,
     pub gateway: bool,
     pub out: Option<PathBuf>,
+    /// Cycles under callgrind for the daemon's instructions (0: skip).
+    pub callgrind: usize,
 }
 
 pub fn parse(args: impl Iterator<Item = String>) -> Opts {
@@ -44,6 +47,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Opts {
         only: None,
         gateway: false,
         out: None,
+        callgrind: 0,
     };
     for (flag, val) in pairs(args) {
         match flag.as_str() {
@@ -54,6 +58,7 @@ pub fn parse(args: impl Iterator<Item = String>) -> Opts {
             "--only" => o.only = Some(list(&val)),
             "--provider" => o.gateway = val.as_deref() == Some("gateway"),
             "--out" => o.out = val.map(PathBuf::from),
+            "--callgrind" => o.callgrind = num(&val),
             _ => usage(),
         }
     }
@@ -73,6 +78,8 @@ pub struct CycleResult {
     pub p50: Duration,
     pub p99: Duration,
     pub daemon_cpu: Duration,
+    /// Context switches of all the daemon's threads during the phase.
+    pub switches: u64,
     pub first_failure: Option<String>,
 }
 
@@ -85,6 +92,25 @@ impl CycleResult {
             .checked_div(self.cycles.max(1) as u32)
             .unwrap_or_default()
     }
+}
+
+/// Voluntary + involuntary context switches summed over a process's
+/// threads (/proc/PID/task/*/status): each is a hand-off or a preemption,
+/// and their count moves far less with machine noise than seconds do.
+fn switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|st| {
+            st.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// A running daemon for one backend and where its codes arrive.
@@ -251,12 +277,13 @@ pub fn run(rig: &Rig, backend: &str, conns: usize, seconds: f64) -> CycleResult 
             })
             .collect();
         go.wait();
-        let (cpu0, t0) = (proc_cpu(pid), Instant::now());
+        let (cpu0, sw0, t0) = (proc_cpu(pid), switches(pid), Instant::now());
         let lats: Vec<Duration> = hs.into_iter().flat_map(|h| h.join().unwrap()).collect();
-        (lats, cpu0, t0)
+        (lats, (cpu0, sw0), t0)
     });
     let wall = t0.elapsed();
-    let daemon_cpu = proc_cpu(pid).saturating_sub(cpu0);
+    let daemon_cpu = proc_cpu(pid).saturating_sub(cpu0.0);
+    let switches = switches(pid).saturating_sub(cpu0.1);
     let mut lats = lats;
     lats.sort_unstable();
     let pct = |q: f64| {
@@ -273,72 +300,8 @@ pub fn run(rig: &Rig, backend: &str, conns: usize, seconds: f64) -> CycleResult 
         p50: pct(0.5),
         p99: pct(0.99),
         daemon_cpu,
+        switches,
         first_failure: first.into_inner().unwrap(),
-    }
-}
-
-pub fn render(rs: &[CycleResult], o: &Opts) -> String {
-    let mut md = String::new();
-    let provider = if o.gateway {
-        "loopback HTTP gateway"
-    } else {
-        "outbox on tmpfs"
-    };
-    let _ = writeln!(
-        md,
-        "{}; {} s per phase; provider: {provider}; TOKIO_WORKER_THREADS={}\n",
-        machine(),
-        o.seconds,
-        std::env::var("TOKIO_WORKER_THREADS").unwrap_or_else(|_| "(default)".into())
-    );
-    let _ = writeln!(
-        md,
-        "| store | connections | cycles/s | p50 ms | p99 ms | daemon CPU/cycle us | failures |"
-    );
-    let _ = writeln!(md, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    for r in rs {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.0} | {} | {} | {} | {} |",
-            r.backend,
-            r.connections,
-            r.rate(),
-            ms(r.p50),
-            ms(r.p99),
-            us(r.cpu_per_cycle()),
-            r.failures
-        );
-    }
-    aims(&mut md, rs);
-    md
-}
-
-/// Issue #10's aims on a 2-core host, against the best phase per store.
-fn aims(md: &mut String, rs: &[CycleResult]) {
-    let best = |b: &str| {
-        rs.iter()
-            .filter(|r| r.backend == b)
-            .max_by(|x, y| x.rate().total_cmp(&y.rate()))
-    };
-    let _ = writeln!(md, "\naims (issue #10), best phase per store:\n");
-    if let Some(r) = best("sqlite-normal") {
-        let _ = writeln!(
-            md,
-            "- sqlite-normal: {:.0} cycles/s (aim >= 10000: {:.2}x of it), {} us daemon CPU/cycle \
-             (aim <= 100: {:.1}x over)",
-            r.rate(),
-            r.rate() / 10_000.0,
-            us(r.cpu_per_cycle()),
-            r.cpu_per_cycle().as_secs_f64() / 100e-6
-        );
-    }
-    if let Some(r) = best("postgres") {
-        let _ = writeln!(
-            md,
-            "- postgres: {:.0} cycles/s (aim >= 2000: {:.2}x of it)",
-            r.rate(),
-            r.rate() / 2_000.0
-        );
     }
 }
 
@@ -385,6 +348,20 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
         }
     }
     let mut md = render(&results, &o);
+    if o.callgrind > 0 {
+        eprintln!("daemon under callgrind ({} cycles) ...", o.callgrind);
+        let per = tempfile::tempdir()
+            .map_err(|e| e.to_string())
+            .and_then(|d| crate::callgrind::daemon_per_cycle(&target, o.callgrind, d.path()));
+        let _ = match per {
+            Ok(ir) => writeln!(
+                md,
+                "\ndaemon instructions per cycle (callgrind, SQLite normal, {} cycles): {ir}",
+                o.callgrind
+            ),
+            Err(e) => writeln!(md, "\ndaemon instructions per cycle: not measured ({e})"),
+        };
+    }
     for n in &notes {
         let _ = writeln!(md, "- {n}");
     }

@@ -17,6 +17,7 @@
 mod args;
 mod callgrind;
 mod daemon_bench;
+mod daemon_report;
 mod loadcost;
 mod measure;
 mod mock;
