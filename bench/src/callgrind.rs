@@ -328,3 +328,18 @@ fn render(
     }
     md
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn totals_are_read_from_the_callgrind_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("c.out");
+        std::fs::write(&f, "events: Ir\nfn=main\n1 5\ntotals: 865195\n").unwrap();
+        assert_eq!(super::instructions(&f), Some(865195));
+        std::fs::write(&f, "events: Ir\nsummary: 42\n").unwrap();
+        assert_eq!(super::instructions(&f), Some(42));
+        std::fs::write(&f, "events: Ir\n").unwrap();
+        assert_eq!(super::instructions(&f), None);
+    }
+}

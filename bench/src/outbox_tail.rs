@@ -85,3 +85,60 @@ impl OutboxTail {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn line(to: &str, code: &str) -> String {
+        format!(
+            "{{\"to\": \"{to}\", \"body\": \"Your login code for h is {code}. It expires in 5 minutes.\", \"at\": \"2026-01-01T00:00:00Z\"}}\n"
+        )
+    }
+
+    #[test]
+    fn reads_only_what_was_appended_and_waits_for_the_end_of_a_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("outbox.jsonl");
+        std::fs::write(&path, line("+1555000001", "111111")).unwrap();
+        // Messages before the tail started are spent.
+        let mut tail = OutboxTail::at_end(&path);
+        assert!(tail.poll().is_empty());
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let second = line("+1555000002", "222222");
+        let (head, rest) = second.split_at(30);
+        f.write_all(head.as_bytes()).unwrap();
+        // Half a line is still being written: nothing yet, nothing lost.
+        assert!(tail.poll().is_empty());
+        f.write_all(rest.as_bytes()).unwrap();
+        f.write_all(line("+1555000003", "333333").as_bytes())
+            .unwrap();
+        let got: Vec<(String, String)> = tail
+            .poll()
+            .into_iter()
+            .map(|s| (s.to.clone(), s.code()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("+1555000002".to_string(), "222222".to_string()),
+                ("+1555000003".to_string(), "333333".to_string())
+            ]
+        );
+        assert!(tail.poll().is_empty());
+        f.write_all(line("+1555000002", "444444").as_bytes())
+            .unwrap();
+        assert_eq!(
+            tail.next_code_for("+1555000002", Duration::from_secs(1)),
+            Some("444444".to_string())
+        );
+        assert_eq!(
+            tail.next_code_for("+1555000002", Duration::from_millis(50)),
+            None
+        );
+    }
+}
