@@ -5,7 +5,7 @@
 #
 # Installs the peers (libpam-google-authenticator, libpam-oath), valgrind
 # (instructions per login) and binutils (readelf) if missing,
-# builds smsotpd, pam_smsotp and smsotp-bench in release mode, and runs
+# builds pam_smsotp, smsotpd, smsotpctl and smsotp-bench in release mode, and runs
 # every subject at concurrency 1, 16 and 64, then the module load cost and
 # instructions per login (callgrind). The table goes to stdout and to
 # bench/results/latest.md. A benchmark, not a test: it never fails on
