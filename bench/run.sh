@@ -3,9 +3,11 @@
 #
 #   sudo bash bench/run.sh [smsotp-bench options, e.g. --seconds 10 --perf /tmp/perf]
 #
-# Installs the peers (libpam-google-authenticator, libpam-oath) if missing,
-# builds smsotpd, pam_smsotp and smsotp-bench in release mode, and runs
-# every subject at concurrency 1 and 64. The table goes to stdout and to
+# Installs the peers (libpam-google-authenticator, libpam-oath), valgrind
+# (instructions per login) and binutils (readelf) if missing,
+# builds pam_smsotp, smsotpd, smsotpctl and smsotp-bench in release mode, and runs
+# every subject at concurrency 1, 16 and 64, then the module load cost and
+# instructions per login (callgrind). The table goes to stdout and to
 # bench/results/latest.md. A benchmark, not a test: it never fails on
 # slowness. Environment:
 #   SMSOTP_TARGET_DIR   use smsotpd/libpam_smsotp.so from there instead of
@@ -17,7 +19,7 @@ cd "$ROOT"
 ((EUID == 0)) || { echo "bench/run.sh: run as root (it drives libpam for test accounts)" >&2; exit 1; }
 if [[ "${SMSOTP_SKIP_APT:-0}" != 1 ]]; then
     missing=()
-    for pkg in libpam-google-authenticator libpam-oath libpam0g-dev; do
+    for pkg in libpam-google-authenticator libpam-oath libpam0g-dev valgrind binutils; do
         [[ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" == "install ok installed" ]] || missing+=("$pkg")
     done
     if ((${#missing[@]})); then
@@ -28,9 +30,12 @@ if [[ "${SMSOTP_SKIP_APT:-0}" != 1 ]]; then
 fi
 timeout 3600 cargo build --release -p smsotp-bench </dev/null
 if [[ -z "${SMSOTP_TARGET_DIR:-}" ]]; then
-    timeout 3600 cargo build --release -p smsotpd -p pam_smsotp </dev/null
+    # The same package set as scripts/test.sh and packaging/deb/build.sh, so
+    # features unify the same way and the shipped artefacts are not rebuilt.
+    timeout 3600 cargo build --release -p pam_smsotp -p smsotpd -p smsotpctl </dev/null
 fi
 TARGET="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 export SMSOTP_TARGET_DIR="${SMSOTP_TARGET_DIR:-$TARGET/release}"
 mkdir -p bench/results
-timeout 3600 "$TARGET/release/smsotp-bench" --out bench/results/latest.md "$@" </dev/null
+timeout 3600 "$TARGET/release/smsotp-bench" --out bench/results/latest.md \
+    --callgrind-dir bench/results/callgrind "$@" </dev/null

@@ -31,8 +31,9 @@ set -euo pipefail
 # throwaway clusters of the store conformance and fleet tests
 # (tests/src/pg.rs; they fail when CI is set and it is missing); slapd and
 # ldap-utils for the directory tests (tests/src/slapd.rs, same rule);
-# python3-venv for the cached verifier venv (scripts/test-venv.sh).
-APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql slapd ldap-utils python3-venv)
+# python3-venv for the cached verifier venv (scripts/test-venv.sh);
+# libpam-google-authenticator and libpam-oath, the peers of the benchmark smoke.
+APT_PACKAGES=(libpam0g-dev pamtester openssh-server openssh-client sudo passwd login util-linux dpkg-dev binutils lintian dbus-daemon openssl sqlite3 libfaketime python3 systemd-container debootstrap postgresql slapd ldap-utils python3-venv libpam-google-authenticator libpam-oath)
 # The PAM module runs inside sshd and sudo: none of these may be in its
 # normal dependency tree (see DESIGN.md).
 FORBIDDEN_IN_PAM_MODULE='tokio|reqwest|hyper|rustls|openssl'
@@ -184,6 +185,11 @@ section "cargo test --workspace"
 # The PyPI verifiers (standardwebhooks, prometheus-client) some tests use.
 bounded 900 bash scripts/test-venv.sh
 bounded "$STEP_TIMEOUT" cargo test --workspace
+
+# A few seconds of the benchmarks (bench/, docs/BENCHMARKS.md): exit 1 on any
+# wrong outcome (a refused login, a missing code), never on slowness.
+section "benchmark smoke (wrong outcomes only, never timings)"
+bounded 600 bash bench/smoke.sh
 
 # --- 5. fuzzing (briefly) -----------------------------------------------------
 # cargo-fuzz (libFuzzer) needs a nightly toolchain; fuzz/ is its own

@@ -82,7 +82,7 @@ impl Codes {
         }
     }
 
-    fn put(&self, slot: usize, code: &str) {
+    pub fn put(&self, slot: usize, code: &str) {
         if slot >= self.slots || code.len() > 16 {
             return;
         }
@@ -166,7 +166,7 @@ pub fn mobile(i: usize) -> String {
     format!("+1555{i:06}")
 }
 
-fn slot_of(mobile: &str) -> Option<usize> {
+pub fn slot_of(mobile: &str) -> Option<usize> {
     let digits = mobile.strip_prefix("+1555")?;
     digits.parse().ok()
 }
