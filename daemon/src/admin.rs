@@ -330,7 +330,8 @@ async fn test_sms(
     root_only(peer)?;
     let Some((mobile, _)) = lookup(state, rt, user)
         .await
-        .map_err(|e| internal(e.into()))? else {
+        .map_err(|e| internal(e.into()))?
+    else {
         return Err(refuse(
             ErrorKind::BadRequest,
             format!("{user} has no mobile number"),

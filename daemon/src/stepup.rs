@@ -129,7 +129,8 @@ async fn try_send(
 ) -> Result<Response, Response> {
     let Some((mobile, _)) = lookup(state, rt, user)
         .await
-        .map_err(|e| internal(e.into()))? else {
+        .map_err(|e| internal(e.into()))?
+    else {
         return Err(refuse(
             ErrorKind::PermissionDenied,
             format!(

@@ -41,6 +41,7 @@ fn sqlite_file(dir: &tempfile::TempDir) -> std::path::PathBuf {
             path: file.clone(),
             sync: StoreSync::Normal,
             backend: StoreBackend::Sqlite,
+            timeout: std::time::Duration::from_secs(3),
         })
         .unwrap(),
     );

@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tracing::warn;
 
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DirectoryError {
     /// Connect, TLS, bind or search failed.
