@@ -365,6 +365,8 @@ async fn test_sms(
         host: Some(rt.hostname.clone()),
         service: Some("smsotpctl".into()),
         deadline: Some(tokio::time::Instant::now() + crate::login::SEND_BUDGET),
+        // No code to spell: a voice provider reads the text.
+        spoken: None,
     };
     match tokio::time::timeout(crate::login::SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {
         Ok(Ok(delivery)) => {

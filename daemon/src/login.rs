@@ -94,6 +94,7 @@ macro_rules! audit {
     };
 }
 
+mod call;
 mod enroll;
 mod fake;
 mod lock;
@@ -334,6 +335,7 @@ impl Login {
             backup_allowed: a.backup_allowed,
             notice: a.notice.clone(),
             show_reasons: self.policy.show_failure_reason,
+            can_call: can_resend && rt.chain.has_voice(),
         })
     }
 }

@@ -30,6 +30,8 @@ pub async fn send(
         host: Some(rt.hostname.clone()),
         service: Some("smsotpd".into()),
         deadline: Some(tokio::time::Instant::now() + SEND_BUDGET),
+        // No code to spell: a voice provider reads the text.
+        spoken: None,
     };
     let to = rt.log_mobile(mobile);
     match tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await {

@@ -7,7 +7,9 @@ use crate::authz::Peer;
 use crate::login::{bad_request, Login, Next};
 use crate::state::State;
 use crate::wire::{read_frame, write_frame};
-use smsotp_proto::{ErrorKind, FrameError, Request, Response, PROTOCOL_VERSION};
+use smsotp_proto::{
+    ErrorKind, FrameError, Request, Response, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -26,6 +28,8 @@ pub struct Session<S> {
     /// however often it sends requests: a `status` every few seconds must
     /// not keep a slot forever (issue 9, finding 3).
     admin_until: Instant,
+    /// The protocol version agreed in the hello.
+    version: u32,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -37,6 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             state,
             login: None,
             admin_until,
+            version: PROTOCOL_VERSION,
         }
     }
 
@@ -77,10 +82,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 Ok(Ok(req)) => req,
             };
-            let (resp, next) = match req.validate() {
+            let (mut resp, next) = match req.validate() {
                 Err(e) => (bad_request(e.to_string()), Next::Close),
                 Ok(()) => self.handle(req).await,
             };
+            if self.version < 4 {
+                // A protocol 3 module refuses fields it does not know.
+                if let Response::Challenge(c) = &mut resp {
+                    c.can_call = false;
+                }
+            }
             if write_frame(&mut self.stream, &resp).await.is_err() || next == Next::Close {
                 return;
             }
@@ -94,9 +105,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
         .await;
         let resp = match hello {
-            Ok(Ok(Request::Hello { version, .. })) if version == PROTOCOL_VERSION => {
+            // Every version from the oldest still spoken: protocol 4 only
+            // added messages, and `version` keeps them from older clients.
+            Ok(Ok(Request::Hello { version, .. }))
+                if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) =>
+            {
+                self.version = version;
                 Response::Hello {
-                    version: PROTOCOL_VERSION,
+                    version,
                     server: crate::SERVER_NAME.to_string(),
                 }
             }
@@ -161,6 +177,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Request::Verify { code } => match self.login.as_mut() {
                 Some(l) => l.verify(&self.state, code.expose()).await,
+                None => (
+                    bad_request("no challenge on this connection; send begin first"),
+                    Next::Close,
+                ),
+            },
+            Request::Call => match self.login.as_mut() {
+                Some(l) => l.call(&self.state).await,
                 None => (
                     bad_request("no challenge on this connection; send begin first"),
                     Next::Close,

@@ -207,7 +207,12 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 let left = info
                     .expires_in_secs
                     .saturating_sub(issued.elapsed().as_secs());
-                prompt::challenge_prompt(info.masked_mobile.as_str(), left, info.resends_left)
+                prompt::challenge_prompt(
+                    info.masked_mobile.as_str(),
+                    left,
+                    info.resends_left,
+                    info.can_call,
+                )
             } else {
                 prompt::backup_only_prompt(info.notice.as_deref())
             };
@@ -226,6 +231,18 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 self.resends = self.resends.saturating_add(1);
                 self.debug(&format!("prompt {}: resend requested", self.prompts));
                 (Asked::Resend, Request::Resend)
+            } else if reply.expose().eq_ignore_ascii_case("v") {
+                if !info.can_call {
+                    // No voice provider, or a daemon of protocol 3 that
+                    // would not know the request: nothing is sent, no try
+                    // is spent (a lone `v` is no code).
+                    self.debug(&format!("prompt {}: call asked, not offered", self.prompts));
+                    self.conv.error(messages::NO_CALL);
+                    continue;
+                }
+                self.resends = self.resends.saturating_add(1);
+                self.debug(&format!("prompt {}: voice call requested", self.prompts));
+                (Asked::Resend, Request::Call)
             } else if reply.len() > MAX_CODE {
                 self.debug(&format!(
                     "prompt {}: reply too long to be a code",

@@ -21,6 +21,10 @@ pub const NOT_A_CODE: &str = "Wrong code.";
 /// Replaces every failure message once the current challenge says
 /// `show_reasons = false` (the admin's `show_failure_reason = false`).
 pub const AUTH_FAILED: &str = "Authentication failed.";
+/// Voice fallback (`v` at the prompt): the prompt's tail when a call can
+/// be asked for, and the answer to `v` where none can.
+pub const PROMPT_TAIL_CALL: &str = "Enter code, 'r' to resend, or 'v' for a voice call: ";
+pub const NO_CALL: &str = "Voice calls are not available here.";
 /// The enrolment prompt was answered with nothing.
 pub const NO_MOBILE_GIVEN: &str = "No mobile number given.";
 

@@ -2,7 +2,7 @@
 //! prompt for a number to enrol. OpenSSH does not show a lone TEXT_INFO
 //! during keyboard-interactive, so the context travels in the prompt itself.
 
-use crate::messages::{daemon_text, duration};
+use crate::messages::{self, daemon_text, duration};
 
 /// ECHO_ON: the user is typing a phone number, not a secret.
 pub const ASK_MOBILE: &str = "No mobile number is registered for SMS codes. Enter your mobile number with country code (e.g. +15551234567): ";
@@ -11,9 +11,20 @@ pub const ASK_MOBILE: &str = "No mobile number is registered for SMS codes. Ente
 ///
 /// A backup code, where the challenge allows one, is accepted at this same
 /// prompt; saying so would make it too long for a terminal line.
-pub fn challenge_prompt(masked_mobile: &str, expires_in_secs: u64, resends_left: u32) -> String {
+///
+/// `v` (the code by phone call) is offered too when the daemon has a voice
+/// provider (`can_call`) and a resend is left: a call is a resend and
+/// spends one.
+pub fn challenge_prompt(
+    masked_mobile: &str,
+    expires_in_secs: u64,
+    resends_left: u32,
+    can_call: bool,
+) -> String {
     let tail = if resends_left == 0 {
         "Enter code: "
+    } else if can_call {
+        messages::PROMPT_TAIL_CALL
     } else {
         "Enter code, or 'r' to resend: "
     };
@@ -71,7 +82,7 @@ mod tests {
     #[test]
     fn contract_example() {
         assert_eq!(
-            challenge_prompt("*******4567", 300, 3),
+            challenge_prompt("*******4567", 300, 3, false),
             "Code sent to *******4567 (expires in 5 min). Enter code, or 'r' to resend: "
         );
     }
@@ -113,9 +124,25 @@ mod tests {
     }
 
     #[test]
+    fn a_call_is_offered_only_with_a_voice_provider_and_a_resend_left() {
+        assert_eq!(
+            challenge_prompt("*******4567", 300, 3, true),
+            "Code sent to *******4567 (expires in 5 min). Enter code, 'r' to resend, or 'v' for a voice call: "
+        );
+        assert_eq!(
+            challenge_prompt("*******4567", 300, 0, true),
+            "Code sent to *******4567 (expires in 5 min). Enter code: "
+        );
+        assert_eq!(
+            challenge_prompt("*******4567", 300, 3, false),
+            challenge_prompt("*******4567", 300, 3, false)
+        );
+    }
+
+    #[test]
     fn no_resends_left_drops_the_r_hint() {
         assert_eq!(
-            challenge_prompt("*******4567", 45, 0),
+            challenge_prompt("*******4567", 45, 0, false),
             "Code sent to *******4567 (expires in 45 s). Enter code: "
         );
     }

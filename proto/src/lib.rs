@@ -25,4 +25,11 @@ pub use secret::Secret;
 /// Version of the message set below. Bump on any change to a message.
 /// 3: self-service backup codes and opt-out take an SMS step-up
 /// (`code` in the request, `step_up` in the answer).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// 4: `call` (the code by voice) and `can_call` in the challenge. Purely
+/// additive, so 4 and 3 talk: the daemon answers a client's hello with
+/// the lower of their versions and keeps protocol-4 fields from a
+/// protocol-3 client; a client that is refused asks once more with 3.
+pub const PROTOCOL_VERSION: u32 = 4;
+
+/// The oldest version still spoken, by the daemon and the client.
+pub const MIN_PROTOCOL_VERSION: u32 = 3;

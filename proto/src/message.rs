@@ -18,6 +18,10 @@ pub enum Request {
     Verify { code: Secret },
     /// Send a new code; the previous one stops working at once.
     Resend,
+    /// Like `Resend`, but the new code is spoken in a phone call through
+    /// the daemon's voice providers; offered when
+    /// [`ChallengeInfo::can_call`] says so. Protocol 4.
+    Call,
     /// Answer to [`Response::AskMobile`]: the number the user typed.
     Enroll { mobile: String },
     /// Admin / self-service: what the daemon knows about a user.
@@ -246,6 +250,11 @@ pub struct ChallengeInfo {
     /// (`show_failure_reason = false`); the module then says only
     /// "Authentication failed."
     pub show_reasons: bool,
+    /// A voice provider is configured: the user may ask for the code by
+    /// phone call ([`Request::Call`]), counted like a resend. Protocol 4;
+    /// left out when false, so a protocol 3 module never sees it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub can_call: bool,
 }
 
 /// A masked number is short and printable; keeping it in a fixed buffer
@@ -428,7 +437,7 @@ impl Request {
             Request::Hello { client, .. } => check_text("client", client, 64, true),
             Request::Begin(begin) => begin.validate(),
             Request::Verify { code } => check_code(code),
-            Request::Resend => Ok(()),
+            Request::Resend | Request::Call => Ok(()),
             Request::Enroll { mobile } => check_text("mobile", mobile, limits::MAX_MOBILE, false),
             Request::SetMobile { user, mobile } => {
                 check_user(user)?;

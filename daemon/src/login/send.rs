@@ -5,7 +5,7 @@
 use super::{human_secs, internal, Kind, Login, Next, SEND_BUDGET};
 use crate::otp::{self, Challenge};
 use crate::policy;
-use crate::providers::{SendMeta, Sms};
+use crate::providers::{Route, SendMeta, Sms};
 use crate::state::{Runtime, State};
 use crate::store::{unix_now, SendDecision, SendKind, SendRequest, StoreError};
 use smsotp_config::{Mobile, Var};
@@ -56,7 +56,7 @@ impl Login {
         }
         let code = otp::generate(&rt.config.otp);
         let challenge = Challenge::new(&state.hasher, &code, rt.config.otp, Instant::now());
-        if !send_code(state, rt, &b, &mobile, &code, &challenge).await {
+        if !send_code(state, rt, &b, &mobile, &code, &challenge, Route::Any).await {
             if backup {
                 let notice = "the SMS provider could not be reached".to_string();
                 return Ok(self.open_backup_only(rt, notice));
@@ -78,6 +78,16 @@ impl Login {
     }
 
     pub async fn resend(&mut self, state: &Arc<State>) -> (Response, Next) {
+        self.resend_via(state, Route::Any).await
+    }
+
+    /// A resend through the providers `route` admits (`Route::Voice`: the
+    /// user typed `v`, see `call.rs`); the same checks and budgets.
+    pub(super) async fn resend_via(
+        &mut self,
+        state: &Arc<State>,
+        route: Route,
+    ) -> (Response, Next) {
         let rt = state.runtime();
         let Some(a) = self.active.as_mut() else {
             return (
@@ -148,7 +158,7 @@ impl Login {
         let code = otp::generate(a.challenge.policy());
         // The old code dies before the new one is sent, whatever happens next.
         a.challenge.replace(&state.hasher, &code, Instant::now());
-        if !send_code(state, &rt, &b, &mobile, &code, &a.challenge).await {
+        if !send_code(state, &rt, &b, &mobile, &code, &a.challenge, route).await {
             return (Response::SendFailed, Next::Close);
         }
         (self.challenge_response(&rt), Next::Continue)
@@ -164,6 +174,7 @@ async fn send_code(
     mobile: &Mobile,
     code: &str,
     challenge: &Challenge,
+    route: Route,
 ) -> bool {
     let minutes = challenge.policy().expiry.as_secs().div_ceil(60);
     let mut body = rt.config.message.render(|var, out| match var {
@@ -193,8 +204,12 @@ async fn send_code(
         service: Some(b.service.clone()),
         // Retries and backoff stop in time for the answer to reach the module.
         deadline: Some(tokio::time::Instant::now() + SEND_BUDGET),
+        spoken: Some(crate::providers::Spoken {
+            code: zeroize::Zeroizing::new(code.to_string()),
+            expiry_minutes: minutes,
+        }),
     };
-    let sent = tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(&sms, &meta)).await;
+    let sent = tokio::time::timeout(SEND_BUDGET, rt.chain.send_via(&sms, &meta, route)).await;
     match sent {
         Ok(Ok(delivery)) => {
             state.note_send_time(started.elapsed());

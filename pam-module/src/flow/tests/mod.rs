@@ -162,6 +162,7 @@ fn info(expires_in_secs: u64, resends_left: u32) -> ChallengeInfo {
         backup_allowed: false,
         notice: None,
         show_reasons: true,
+        can_call: false,
     }
 }
 
@@ -265,6 +266,7 @@ fn secure(
 use Reply::Text;
 
 mod backup_and_locks;
+mod call;
 mod codes;
 mod enroll;
 mod reasons_and_logs;
