@@ -70,7 +70,7 @@ fn v_places_a_call_whose_code_logs_in() {
         }
         1 => {
             let reqs = cap.wait_for(1, Duration::from_secs(10));
-            called = spoken_code(&pair(&reqs[0].form(), "Twiml").unwrap().to_string());
+            called = spoken_code(pair(&reqs[0].form(), "Twiml").unwrap());
             Some(called.clone())
         }
         _ => panic!("unexpected prompt\n{}", p.transcript),
