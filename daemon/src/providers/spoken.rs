@@ -5,7 +5,8 @@
 //! both Twilio's and Vonage's engines; the providers repeat the whole text
 //! a second time.
 
-use super::{SendMeta, Sms};
+use super::response::{self, Scrubber};
+use super::{Receipt, SendMeta, Sms};
 use smsotp_config::provider::voice::MAX_VOICE_TEXT;
 use smsotp_config::provider::VoiceText;
 use smsotp_config::Var;
@@ -61,6 +62,25 @@ fn truncate(s: &str) -> &str {
     match s.char_indices().nth(MAX_VOICE_TEXT) {
         Some((i, _)) => &s[..i],
         None => s,
+    }
+}
+
+/// A placed call's receipt: `HTTP 201, call queued` and the call's id,
+/// both as log-safe snippets of what the gateway answered.
+pub(crate) fn receipt(
+    status: u16,
+    state: Option<String>,
+    id: Option<String>,
+    scrubber: &Scrubber,
+) -> Receipt {
+    let mut detail = format!("HTTP {status}, call");
+    if let Some(s) = state {
+        detail.push(' ');
+        detail.push_str(&response::snippet(s.as_bytes(), scrubber));
+    }
+    Receipt {
+        detail,
+        id: id.map(|s| response::snippet(s.as_bytes(), scrubber)),
     }
 }
 

@@ -57,12 +57,7 @@ struct TwilioErrorBody {
 
 impl Twilio {
     pub fn new(cfg: &TwilioConfig) -> Result<Self, ProviderError> {
-        let user = match &cfg.auth {
-            TwilioAuth::AuthToken(_) => cfg.account_sid.clone(),
-            TwilioAuth::ApiKey { sid, .. } => sid.clone(),
-        };
-        let secret = secret::read(cfg.auth.secret())?;
-        let (authorization, encoded) = response::basic_auth(&user, &secret);
+        let (authorization, secret, encoded) = basic(&cfg.auth, &cfg.account_sid)?;
         Ok(Twilio {
             client: super::client::build(cfg.resilience.timeout, &cfg.transport)?,
             url: format!(
@@ -143,6 +138,24 @@ impl Twilio {
         }
         Err(error(&self.name, status, &headers, &body, &scrubber))
     }
+}
+
+/// The `Authorization` header for the account (its SID and auth token, or
+/// an API key), with the secret and its base64 form for scrubbing.
+pub(super) type Basic = (
+    reqwest::header::HeaderValue,
+    Zeroizing<String>,
+    Zeroizing<String>,
+);
+
+pub(super) fn basic(auth: &TwilioAuth, account_sid: &str) -> Result<Basic, ProviderError> {
+    let user = match auth {
+        TwilioAuth::AuthToken(_) => account_sid,
+        TwilioAuth::ApiKey { sid, .. } => sid.as_str(),
+    };
+    let secret = secret::read(auth.secret())?;
+    let (authorization, encoded) = response::basic_auth(user, &secret);
+    Ok((authorization, secret, encoded))
 }
 
 /// One form POST with Basic auth: the status, headers and bounded body of

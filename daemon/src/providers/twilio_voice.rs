@@ -7,13 +7,13 @@
 //! the call JSON (`sid`, `status` "queued"); errors are the 2010 API's
 //! `code`/`message` JSON, read by the messaging provider's classifier.
 
-use super::response::{self, Scrubber};
+use super::response::Scrubber;
 use super::twilio::{error, post_form};
 use super::SmsProvider;
-use super::{secret, spoken, Channel, ProviderError, Receipt, SendFuture, SendMeta, Sms};
+use super::{spoken, Channel, ProviderError, Receipt, SendFuture, SendMeta, Sms};
 use reqwest::Client;
 use serde::Deserialize;
-use smsotp_config::provider::{Resilience, TwilioAuth, TwilioVoiceConfig, VoiceText};
+use smsotp_config::provider::{Resilience, TwilioVoiceConfig, VoiceText};
 use zeroize::Zeroizing;
 
 /// `Twiml` is at most 4000 characters (the spec).
@@ -49,12 +49,7 @@ struct Created {
 
 impl TwilioVoice {
     pub fn new(cfg: &TwilioVoiceConfig) -> Result<Self, ProviderError> {
-        let user = match &cfg.auth {
-            TwilioAuth::AuthToken(_) => cfg.account_sid.clone(),
-            TwilioAuth::ApiKey { sid, .. } => sid.clone(),
-        };
-        let secret = secret::read(cfg.auth.secret())?;
-        let (authorization, encoded) = response::basic_auth(&user, &secret);
+        let (authorization, secret, encoded) = super::twilio::basic(&cfg.auth, &cfg.account_sid)?;
         Ok(TwilioVoice {
             client: super::client::build(cfg.resilience.timeout, &cfg.transport)?,
             url: format!(
@@ -125,15 +120,8 @@ impl TwilioVoice {
         }
         // 201 places the call; the JSON only adds its SID and status.
         let created: Option<Created> = serde_json::from_slice(&raw).ok();
-        let mut detail = format!("HTTP {status}, call");
-        let mut id = None;
-        if let Some(c) = created {
-            if let Some(s) = c.status {
-                detail.push_str(&format!(" {}", response::snippet(s.as_bytes(), &scrubber)));
-            }
-            id = c.sid.map(|s| response::snippet(s.as_bytes(), &scrubber));
-        }
-        Ok(Receipt { detail, id })
+        let (state, id) = created.map(|c| (c.status, c.sid)).unwrap_or_default();
+        Ok(spoken::receipt(status, state, id, &scrubber))
     }
 }
 

@@ -141,15 +141,8 @@ impl VonageVoice {
         let raw = response::read_bounded(response, MAX_BODY).await;
         if (200..300).contains(&status) {
             let created: Option<Created> = serde_json::from_slice(&raw).ok();
-            let mut detail = format!("HTTP {status}, call");
-            let mut id = None;
-            if let Some(c) = created {
-                if let Some(s) = c.status {
-                    detail.push_str(&format!(" {}", response::snippet(s.as_bytes(), &scrubber)));
-                }
-                id = c.uuid.map(|s| response::snippet(s.as_bytes(), &scrubber));
-            }
-            return Ok(Receipt { detail, id });
+            let (state, id) = created.map(|c| (c.status, c.uuid)).unwrap_or_default();
+            return Ok(spoken::receipt(status, state, id, &scrubber));
         }
         let mut msg = format!("HTTP {status} from {}", self.name);
         match serde_json::from_slice::<VonageErrorBody>(&raw)
