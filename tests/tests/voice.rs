@@ -154,3 +154,48 @@ fn a_call_beyond_the_resend_limit_is_refused() {
         "{outcome}"
     );
 }
+
+/// Protocol 4 is additive: a protocol 3 client gets hello 3 and a
+/// challenge without `can_call` (a field it would refuse), a protocol 4
+/// client gets `can_call`.
+#[test]
+fn a_protocol_3_client_is_answered_in_protocol_3() {
+    use smsotp_proto::{BeginRequest, Request, Response};
+    use smsotp_tests::wire::{exchange, request_frame};
+    require_root("only root may ask the daemon for another user's code");
+    let cap = HttpCapture::start(201, CREATED);
+    let user = unique_name("voicev3");
+    let d = daemon_with_voice(&user, &cap, 3);
+    for version in [3u32, 4] {
+        let mut data = request_frame(&Request::Hello {
+            version,
+            client: "smsotp-tests-raw".into(),
+        });
+        data.extend(request_frame(&Request::Begin(BeginRequest {
+            user: user.clone(),
+            service: "sshd".into(),
+            rhost: None,
+            tty: None,
+            command: None,
+        })));
+        let reply = exchange(
+            &d.socket(),
+            data,
+            Duration::from_secs(10),
+            Duration::from_millis(500),
+        );
+        let frames: Vec<Response> = reply.frames.into_iter().map(Result::unwrap).collect();
+        match &frames[..] {
+            [Response::Hello { version: v, .. }, Response::Challenge(c)] => {
+                assert_eq!(*v, version);
+                assert_eq!(c.can_call, version == 4, "{c:?}");
+            }
+            other => panic!("protocol {version}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        cap.requests().len(),
+        0,
+        "the outbox took both codes; no call"
+    );
+}
