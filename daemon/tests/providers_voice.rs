@@ -150,7 +150,7 @@ async fn twilio_call_matches_the_spec_and_speaks_the_code_twice() {
 async fn twilio_call_errors_are_classified_without_the_code() {
     let reply = Reply::json(
         400,
-        r#"{"code": 21215, "message": "Geo permission for +15551234567, code 918273", "more_info": "https://www.twilio.com/docs/errors/21215", "status": 400}"#,
+        r#"{"code": 21215, "message": "Geo permission for +15551234567, saying 9, 1, 8, 2, 7, 3 or 918273", "more_info": "https://www.twilio.com/docs/errors/21215", "status": 400}"#,
     );
     let mock = Mock::start(move |_| reply.clone()).await;
     let s = Setup::new();
@@ -164,6 +164,7 @@ async fn twilio_call_errors_are_classified_without_the_code() {
     };
     assert!(text.contains("Twilio error 21215"), "{err}");
     assert!(!text.contains("918273") && !text.contains(NUM), "{err}");
+    assert!(!text.contains(SPELLED), "{err}");
 }
 
 #[tokio::test]

@@ -65,6 +65,18 @@ fn truncate(s: &str) -> &str {
     }
 }
 
+/// Teaches `scrubber` what a voice gateway might echo besides the number:
+/// the spoken text, the code, and the code as spelled out.
+pub(crate) fn scrub(scrubber: &mut Scrubber, text: &str, meta: &SendMeta) {
+    scrubber.add(text, "<message>");
+    if let Some(s) = &meta.spoken {
+        scrubber.add(&s.code, "<code>");
+        let mut spelled = Zeroizing::new(String::new());
+        spell(&s.code, &mut spelled);
+        scrubber.add(&spelled, "<code>");
+    }
+}
+
 /// A placed call's receipt: `HTTP 201, call queued` and the call's id,
 /// both as log-safe snippets of what the gateway answered.
 pub(crate) fn receipt(

@@ -92,10 +92,7 @@ impl TwilioVoice {
         let mut scrubber = Scrubber::for_sms(sms);
         scrubber.add(&self.secret, "***");
         scrubber.add(&self.encoded, "***");
-        scrubber.add(&text, "<message>");
-        if let Some(s) = &meta.spoken {
-            scrubber.add(&s.code, "<code>");
-        }
+        spoken::scrub(&mut scrubber, &text, meta);
         let form = [
             ("To", sms.to.e164()),
             ("From", self.from.as_str()),

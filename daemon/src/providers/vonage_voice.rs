@@ -118,10 +118,7 @@ impl VonageVoice {
         let token = self.token()?;
         let mut scrubber = Scrubber::for_sms(sms);
         scrubber.add(&token, "***");
-        scrubber.add(&text, "<message>");
-        if let Some(s) = &meta.spoken {
-            scrubber.add(&s.code, "<code>");
-        }
+        spoken::scrub(&mut scrubber, &text, meta);
         let body = Zeroizing::new(self.body(sms, &text).to_string());
         let mut auth = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", *token))
             .map_err(|_| ProviderError::Permanent(format!("{}: unusable token", self.name)))?;
