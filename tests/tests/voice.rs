@@ -21,6 +21,14 @@ const CREATED: &str = r#"{"sid":"CA0123456789abcdef0123456789abcdef","status":"q
 
 /// The outbox (SMS) first, then a Twilio voice provider at `cap`.
 fn daemon_with_voice(user: &str, cap: &HttpCapture, max_resends: u32) -> Daemon {
+    voice_builder(user, cap, max_resends).start()
+}
+
+fn voice_builder(
+    user: &str,
+    cap: &HttpCapture,
+    max_resends: u32,
+) -> smsotp_tests::daemon::DaemonBuilder {
     Daemon::builder()
         .user(user, MOBILE)
         .otp(&format!("max_resends = {max_resends}"))
@@ -34,7 +42,6 @@ fn daemon_with_voice(user: &str, cap: &HttpCapture, max_resends: u32) -> Daemon 
              timeout_seconds = 5\n",
             toml_str(&cap.url(""))
         ))
-        .start()
 }
 
 /// The code a call spoke: the digits of the `<Say>` text ("1, 2, 3").
@@ -198,4 +205,31 @@ fn a_protocol_3_client_is_answered_in_protocol_3() {
         0,
         "the outbox took both codes; no call"
     );
+}
+
+/// An unknown user (`hide_unknown_users`) is offered `v` like a real one,
+/// and a `v` answers with a fresh prompt after the same pause; no call is
+/// placed, and no code works.
+#[test]
+fn unknown_users_are_offered_a_call_that_looks_real() {
+    require_root("only root may ask the daemon for another user's code");
+    let cap = HttpCapture::start(201, CREATED);
+    let real = unique_name("voicereal");
+    let d = voice_builder(&real, &cap, 3)
+        .section("policy", "hide_unknown_users = true")
+        .start();
+    let pamd = PamConfDir::new();
+    let service = unique_name("smsotp-voiceghost");
+    pamd.smsotp_service(&service, &d.socket(), "timeout=15");
+    let ghost = unique_name("voiceghost");
+    let outcome = libpam::authenticate(&service, &ghost, pamd.path(), |p| {
+        assert!(p.text.ends_with(TAIL_WITH_CALL), "{}", p.transcript);
+        match p.index {
+            0 => Some("v".into()),
+            _ => Some("123456".into()),
+        }
+    });
+    assert_ne!(outcome.code, PAM_SUCCESS, "{outcome}");
+    assert!(outcome.transcript.code_prompts().len() >= 2, "{outcome}");
+    assert_eq!(cap.requests().len(), 0, "no call for a user nobody knows");
 }
