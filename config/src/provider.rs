@@ -8,6 +8,7 @@ mod http;
 mod modem;
 pub mod secret;
 mod twilio;
+pub mod voice;
 mod vonage;
 mod webhook;
 
@@ -16,6 +17,7 @@ pub use http::{BodyCheck, ContentType, Header, HttpAuth, HttpConfig, HttpMethod}
 pub use modem::{ModemConfig, ModemSelect};
 pub use secret::{SecretRef, SecretSource};
 pub use twilio::{TwilioAuth, TwilioConfig, TWILIO_API_BASE};
+pub use voice::{TwilioVoiceConfig, VoiceText, VonageVoiceConfig};
 pub use vonage::{VonageConfig, VONAGE_API_BASE};
 pub use webhook::{SignatureScheme, WebhookConfig};
 
@@ -33,6 +35,8 @@ pub enum ProviderConfig {
     Vonage(VonageConfig),
     Webhook(WebhookConfig),
     Modem(ModemConfig),
+    TwilioVoice(TwilioVoiceConfig),
+    VonageVoice(VonageVoiceConfig),
 }
 
 impl ProviderConfig {
@@ -44,6 +48,8 @@ impl ProviderConfig {
             ProviderConfig::Vonage(c) => &c.name,
             ProviderConfig::Webhook(c) => &c.name,
             ProviderConfig::Modem(c) => &c.name,
+            ProviderConfig::TwilioVoice(c) => &c.name,
+            ProviderConfig::VonageVoice(c) => &c.name,
         }
     }
 
@@ -57,6 +63,8 @@ impl ProviderConfig {
             ProviderConfig::Vonage(c) => c.resilience,
             ProviderConfig::Webhook(c) => c.resilience,
             ProviderConfig::Modem(c) => c.resilience,
+            ProviderConfig::TwilioVoice(c) => c.resilience,
+            ProviderConfig::VonageVoice(c) => c.resilience,
         }
     }
 
@@ -70,6 +78,8 @@ impl ProviderConfig {
             ProviderConfig::Webhook(c) => std::iter::once(&c.secret)
                 .chain(c.previous_secret.as_ref())
                 .collect(),
+            ProviderConfig::TwilioVoice(c) => vec![c.auth.secret()],
+            ProviderConfig::VonageVoice(c) => vec![&c.private_key],
         }
     }
 
@@ -82,6 +92,8 @@ impl ProviderConfig {
             ProviderConfig::Twilio(c) => Some(&c.transport),
             ProviderConfig::Vonage(c) => Some(&c.transport),
             ProviderConfig::Webhook(c) => Some(&c.transport),
+            ProviderConfig::TwilioVoice(c) => Some(&c.transport),
+            ProviderConfig::VonageVoice(c) => Some(&c.transport),
         }
     }
 
@@ -101,7 +113,19 @@ impl ProviderConfig {
             ProviderConfig::Webhook(c) => std::iter::once(&mut c.secret)
                 .chain(c.previous_secret.as_mut())
                 .collect(),
+            ProviderConfig::TwilioVoice(c) => match &mut c.auth {
+                TwilioAuth::AuthToken(s) | TwilioAuth::ApiKey { secret: s, .. } => vec![s],
+            },
+            ProviderConfig::VonageVoice(c) => vec![&mut c.private_key],
         }
+    }
+
+    /// Speaks the code in a phone call rather than texting it.
+    pub fn is_voice(&self) -> bool {
+        matches!(
+            self,
+            ProviderConfig::TwilioVoice(_) | ProviderConfig::VonageVoice(_)
+        )
     }
 
     /// The dotted key of a credential written inline in this entry (the
@@ -135,6 +159,10 @@ pub enum RawProvider {
     Vonage(vonage::RawVonage),
     Webhook(webhook::RawWebhook),
     Modem(modem::RawModem),
+    #[serde(rename = "twilio-voice")]
+    TwilioVoice(voice::RawTwilioVoice),
+    #[serde(rename = "vonage-voice")]
+    VonageVoice(voice::RawVonageVoice),
 }
 
 pub(crate) fn validate(i: usize, raw: RawProvider) -> Result<ProviderConfig, Invalid> {
@@ -149,6 +177,8 @@ pub(crate) fn validate(i: usize, raw: RawProvider) -> Result<ProviderConfig, Inv
         RawProvider::Vonage(r) => ProviderConfig::Vonage(vonage::validate(i, r)?),
         RawProvider::Webhook(r) => ProviderConfig::Webhook(webhook::validate(i, r)?),
         RawProvider::Modem(r) => ProviderConfig::Modem(modem::validate(i, r)?),
+        RawProvider::TwilioVoice(r) => ProviderConfig::TwilioVoice(voice::validate_twilio(i, r)?),
+        RawProvider::VonageVoice(r) => ProviderConfig::VonageVoice(voice::validate_vonage(i, r)?),
     })
 }
 

@@ -349,6 +349,8 @@ async fn test_sms(
         host: Some(rt.hostname.clone()),
         service: Some("smsotpctl".into()),
         deadline: None,
+        // No code to spell: a voice provider reads the text.
+        spoken: None,
     };
     match deliver(rt, &sms, meta).await {
         Ok(delivery) => {

@@ -14,7 +14,7 @@
 
 use crate::authz::{self, Peer};
 use crate::otp::Challenge;
-use crate::providers::{SendMeta, Sms};
+use crate::providers::{Route, SendMeta, Sms, Spoken};
 use crate::send::{self, CodeMessage, Failure, SEND_BUDGET};
 use crate::state::{Runtime, State};
 use crate::store::{SendKind, SendRequest};
@@ -76,6 +76,7 @@ macro_rules! audit {
 }
 
 mod begin;
+mod call;
 mod enroll;
 mod fake;
 mod lock;
@@ -166,7 +167,17 @@ impl Login {
     ) -> Response {
         let code = crate::otp::generate(&rt.config.otp);
         let challenge = Challenge::new(&state.hasher, &code, rt.config.otp, Instant::now());
-        if !send_code(state, rt, &self.begin, &mobile, &code, &challenge).await {
+        if !send_code(
+            state,
+            rt,
+            &self.begin,
+            &mobile,
+            &code,
+            &challenge,
+            Route::Any,
+        )
+        .await
+        {
             if backup {
                 let notice = "the SMS provider could not be reached".to_string();
                 return self.open_backup_only(rt, notice);
@@ -203,6 +214,7 @@ impl Login {
             notice: a.notice.clone(),
             show_reasons: self.policy.show_failure_reason,
             lang: Some(crate::lang::user_lang(rt, &self.begin.user).to_string()),
+            can_call: can_resend && rt.chain.has_voice(),
         })
     }
 }
@@ -231,6 +243,7 @@ async fn send_code(
     mobile: &Mobile,
     code: &str,
     challenge: &Challenge,
+    route: Route,
 ) -> bool {
     let body = send::render_code(
         rt,
@@ -252,9 +265,13 @@ async fn send_code(
         host: Some(rt.hostname.clone()),
         service: Some(b.service.clone()),
         deadline: None,
+        spoken: Some(Spoken {
+            code: zeroize::Zeroizing::new(code.to_string()),
+            expiry_minutes: challenge.policy().expiry.as_secs().div_ceil(60),
+        }),
     };
     let started = Instant::now();
-    match send::deliver(rt, &sms, meta).await {
+    match send::deliver_via(rt, &sms, meta, route).await {
         Ok(delivery) => {
             state.note_send_time(started.elapsed());
             audit!(info, "code_sent", b, to = %rt.log_mobile(mobile), provider = %delivery.provider, tries = delivery.attempts.len(), segments = delivery.segments, encoding = delivery.encoding, "code sent");

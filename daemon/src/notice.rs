@@ -30,6 +30,8 @@ pub async fn send(
         host: Some(rt.hostname.clone()),
         service: Some("smsotpd".into()),
         deadline: None,
+        // No code to spell: a voice provider reads the text.
+        spoken: None,
     };
     let to = rt.log_mobile(mobile);
     match deliver(rt, &sms, meta).await {

@@ -3,7 +3,7 @@
 //! deadline. Rendering the login message is here too; what to audit stays
 //! with each caller.
 
-use crate::providers::{ChainError, Delivery, SendMeta, Sms};
+use crate::providers::{ChainError, Delivery, Route, SendMeta, Sms};
 use crate::state::Runtime;
 use smsotp_config::Var;
 use std::time::Duration;
@@ -24,10 +24,21 @@ pub enum Failure {
 }
 
 /// Hands `sms` to the provider chain; `meta.deadline` is set here.
-pub async fn deliver(rt: &Runtime, sms: &Sms, mut meta: SendMeta) -> Result<Delivery, Failure> {
+pub async fn deliver(rt: &Runtime, sms: &Sms, meta: SendMeta) -> Result<Delivery, Failure> {
+    deliver_via(rt, sms, meta, Route::Any).await
+}
+
+/// [`deliver`] through the providers `route` admits (`Route::Voice`: the
+/// user typed `v` at the prompt).
+pub async fn deliver_via(
+    rt: &Runtime,
+    sms: &Sms,
+    mut meta: SendMeta,
+    route: Route,
+) -> Result<Delivery, Failure> {
     // Retries and backoff stop in time for the answer to reach the module.
     meta.deadline = Some(tokio::time::Instant::now() + SEND_BUDGET);
-    match tokio::time::timeout(SEND_BUDGET, rt.chain.send_with(sms, &meta)).await {
+    match tokio::time::timeout(SEND_BUDGET, rt.chain.send_via(sms, &meta, route)).await {
         Ok(Ok(delivery)) => Ok(delivery),
         Ok(Err(e)) => Err(Failure::Chain(e)),
         Err(_) => Err(Failure::Timeout),

@@ -100,6 +100,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         )
         .await;
         let resp = match hello {
+            // Every version from the oldest still spoken: protocol 4 only
+            // added messages, and `version` keeps them from older clients.
             Ok(Ok(Request::Hello { version, .. }))
                 if (MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&version) =>
             {
@@ -170,6 +172,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
             Request::Verify { code } => match self.login.as_mut() {
                 Some(l) => l.verify(&self.state, code.expose()).await,
+                None => (
+                    bad_request("no challenge on this connection; send begin first"),
+                    Next::Close,
+                ),
+            },
+            Request::Call => match self.login.as_mut() {
+                Some(l) => l.call(&self.state).await,
                 None => (
                     bad_request("no challenge on this connection; send begin first"),
                     Next::Close,

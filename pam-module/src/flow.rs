@@ -216,6 +216,7 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                     info.masked_mobile.as_str(),
                     left,
                     info.resends_left,
+                    info.can_call,
                 )
             } else {
                 prompt::backup_only_prompt(self.t, info.notice.as_deref())
@@ -235,6 +236,18 @@ impl<C: Conversation, L: Log> Login<'_, C, L> {
                 self.resends = self.resends.saturating_add(1);
                 self.debug(&format!("prompt {}: resend requested", self.prompts));
                 (Asked::Resend, Request::Resend)
+            } else if reply.expose().eq_ignore_ascii_case("v") {
+                if !info.can_call {
+                    // No voice provider, or a daemon of protocol 3 that
+                    // would not know the request: nothing is sent, no try
+                    // is spent (a lone `v` is no code).
+                    self.debug(&format!("prompt {}: call asked, not offered", self.prompts));
+                    self.conv.error(self.t.no_call);
+                    continue;
+                }
+                self.resends = self.resends.saturating_add(1);
+                self.debug(&format!("prompt {}: voice call requested", self.prompts));
+                (Asked::Resend, Request::Call)
             } else if reply.len() > MAX_CODE {
                 self.debug(&format!(
                     "prompt {}: reply too long to be a code",

@@ -14,14 +14,21 @@ pub const ASK_MOBILE: &str = crate::messages::EN.ask_mobile;
 ///
 /// A backup code, where the challenge allows one, is accepted at this same
 /// prompt; saying so would make it too long for a terminal line.
+///
+/// `v` (the code by phone call) is offered too when the daemon has a voice
+/// provider (`can_call`) and a resend is left: a call is a resend and
+/// spends one.
 pub fn challenge_prompt(
     t: &Texts,
     masked_mobile: &str,
     expires_in_secs: u64,
     resends_left: u32,
+    can_call: bool,
 ) -> String {
     let tail = if resends_left == 0 {
         t.tail_plain
+    } else if can_call {
+        t.tail_call
     } else {
         t.tail_resend
     };
@@ -83,7 +90,7 @@ mod tests {
     #[test]
     fn contract_example() {
         assert_eq!(
-            challenge_prompt(&EN, "*******4567", 300, 3),
+            challenge_prompt(&EN, "*******4567", 300, 3, false),
             "Code sent to *******4567 (expires in 5 min). Enter code, or 'r' to resend: "
         );
     }
@@ -128,11 +135,11 @@ mod tests {
     fn german_and_french_prompts() {
         use crate::messages::for_tag;
         assert_eq!(
-            challenge_prompt(for_tag(Some("de-AT")), "*******4567", 300, 3),
+            challenge_prompt(for_tag(Some("de-AT")), "*******4567", 300, 3, false),
             "Code an *******4567 gesendet (läuft in 5 Min. ab). Code eingeben oder 'r' für einen neuen: "
         );
         assert_eq!(
-            challenge_prompt(for_tag(Some("fr")), "*******4567", 45, 0),
+            challenge_prompt(for_tag(Some("fr")), "*******4567", 45, 0, false),
             "Code envoyé au *******4567 (expire dans 45 s). Saisissez le code : "
         );
         assert_eq!(
@@ -142,9 +149,21 @@ mod tests {
     }
 
     #[test]
+    fn a_call_is_offered_only_with_a_voice_provider_and_a_resend_left() {
+        assert_eq!(
+            challenge_prompt(&EN, "*******4567", 300, 3, true),
+            "Code sent to *******4567 (expires in 5 min). Enter code, 'r' to resend, or 'v' for a voice call: "
+        );
+        assert_eq!(
+            challenge_prompt(&EN, "*******4567", 300, 0, true),
+            "Code sent to *******4567 (expires in 5 min). Enter code: "
+        );
+    }
+
+    #[test]
     fn no_resends_left_drops_the_r_hint() {
         assert_eq!(
-            challenge_prompt(&EN, "*******4567", 45, 0),
+            challenge_prompt(&EN, "*******4567", 45, 0, false),
             "Code sent to *******4567 (expires in 45 s). Enter code: "
         );
     }

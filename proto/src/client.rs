@@ -5,7 +5,7 @@
 use crate::connect::{at_least_a_millisecond, open};
 use crate::frame::{decode, encode, payload_len, FrameError};
 use crate::message::{ErrorKind, Request, Response};
-use crate::PROTOCOL_VERSION;
+use crate::{MIN_PROTOCOL_VERSION, PROTOCOL_VERSION};
 use socket2::Socket;
 use std::io::{self, Read};
 use std::path::Path;
@@ -59,6 +59,8 @@ pub struct Client {
     stream: Socket,
     timeout: Duration,
     server: String,
+    /// The version both sides speak on this connection.
+    version: u32,
 }
 
 impl Client {
@@ -70,7 +72,25 @@ impl Client {
         client_name: &str,
     ) -> Result<Client, ClientError> {
         let deadline = Instant::now() + timeout;
-        let socket = open(path, timeout)?;
+        match Client::connect_as(path, timeout, deadline, client_name, PROTOCOL_VERSION) {
+            // A daemon older than this client refuses its version outright;
+            // the older protocol is a subset of ours, so ask again in it.
+            Err(ClientError::VersionMismatch { server: 0 }) => {
+                Client::connect_as(path, timeout, deadline, client_name, MIN_PROTOCOL_VERSION)
+            }
+            done => done,
+        }
+    }
+
+    fn connect_as(
+        path: &Path,
+        timeout: Duration,
+        deadline: Instant,
+        client_name: &str,
+        version: u32,
+    ) -> Result<Client, ClientError> {
+        let left = at_least_a_millisecond(deadline).ok_or(ClientError::Timeout(timeout))?;
+        let socket = open(path, left)?;
         // The hello gets what the connect left of the deadline; later
         // requests get the whole timeout each.
         let left = at_least_a_millisecond(deadline).ok_or(ClientError::Timeout(timeout))?;
@@ -78,9 +98,10 @@ impl Client {
             stream: socket,
             timeout: left,
             server: String::new(),
+            version,
         };
         let hello = client.call(&Request::Hello {
-            version: PROTOCOL_VERSION,
+            version,
             client: client_name.to_string(),
         });
         client.timeout = timeout;
@@ -89,8 +110,12 @@ impl Client {
             e => e,
         })?;
         match hello {
-            Response::Hello { version, server } if version == PROTOCOL_VERSION => {
+            Response::Hello {
+                version: answered,
+                server,
+            } if (MIN_PROTOCOL_VERSION..=version).contains(&answered) => {
                 client.server = server;
+                client.version = answered;
                 Ok(client)
             }
             Response::Hello { version, .. } => {
@@ -124,6 +149,11 @@ impl Client {
             }
         }
         Err(last)
+    }
+
+    /// The protocol version agreed in the hello.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The daemon's self-description from its hello.
@@ -275,5 +305,39 @@ mod tests {
         assert!(matches!(err, ClientError::VersionMismatch { .. }));
         assert!(!err.daemon_absent());
         t.join().unwrap();
+    }
+
+    /// A protocol 3 daemon refuses hello 4; the client asks again with 3
+    /// and the connection speaks 3 (so the module offers no call).
+    #[test]
+    fn an_older_daemon_is_spoken_to_in_its_version() {
+        let path = temp_socket("older");
+        let listener = UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (mut s, _) = listener.accept().unwrap();
+                let Request::Hello { version, .. } = read_frame(&mut s).unwrap() else {
+                    panic!("not a hello");
+                };
+                seen.push(version);
+                let answer = if version == 3 {
+                    Response::Hello {
+                        version: 3,
+                        server: "old".into(),
+                    }
+                } else {
+                    Response::Error {
+                        kind: ErrorKind::UnsupportedVersion,
+                        message: format!("this daemon speaks protocol 3, not {version}"),
+                    }
+                };
+                write_frame(&mut s, &answer).unwrap();
+            }
+            seen
+        });
+        let c = Client::connect(&path, Duration::from_secs(2), "test").unwrap();
+        assert_eq!((c.server(), c.version()), ("old", 3));
+        assert_eq!(t.join().unwrap(), vec![PROTOCOL_VERSION, 3]);
     }
 }

@@ -27,9 +27,12 @@ pub use secret::Secret;
 /// Version of the message set below. Bump on any change to a message.
 /// 3: self-service backup codes and opt-out take an SMS step-up
 /// (`code` in the request, `step_up` in the answer).
-/// 4: the challenge says the user's language (`lang`).
+/// 4: the challenge says the user's language (`lang`); `call` (the code by
+/// voice) and `can_call` in the challenge. Purely additive, so 4 and 3
+/// talk: the daemon answers a client's hello with the lower of their
+/// versions and keeps protocol-4 fields from a protocol-3 client (a module
+/// of protocol 3 is still loaded in a running sshd during an upgrade); a
+/// client that is refused asks once more with 3.
 pub const PROTOCOL_VERSION: u32 = 4;
-/// The oldest protocol the daemon still serves. 4 only added a field to
-/// an answer, so a module of protocol 3 (still loaded in a running sshd
-/// during an upgrade) keeps working; it gets answers without that field.
+/// The oldest version still spoken, by the daemon and the client.
 pub const MIN_PROTOCOL_VERSION: u32 = 3;

@@ -19,6 +19,10 @@ pub enum Request {
     Verify { code: Secret },
     /// Send a new code; the previous one stops working at once.
     Resend,
+    /// Like `Resend`, but the new code is spoken in a phone call through
+    /// the daemon's voice providers; offered when
+    /// [`ChallengeInfo::can_call`] says so. Protocol 4.
+    Call,
     /// Answer to [`Response::AskMobile`]: the number the user typed.
     Enroll { mobile: String },
     /// Admin / self-service: what the daemon knows about a user.
@@ -268,6 +272,11 @@ pub struct ChallengeInfo {
     /// language means English.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lang: Option<String>,
+    /// A voice provider is configured: the user may ask for the code by
+    /// phone call ([`Request::Call`]), counted like a resend. Protocol 4;
+    /// left out when false, so a protocol 3 module never sees it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub can_call: bool,
 }
 
 /// A masked number is short and printable; keeping it in a fixed buffer
@@ -433,6 +442,7 @@ impl Response {
         if version < 4 {
             if let Response::Challenge(info) = &mut self {
                 info.lang = None;
+                info.can_call = false;
             }
         }
         self
@@ -464,7 +474,7 @@ impl Request {
             Request::Hello { client, .. } => check_text("client", client, 64, true),
             Request::Begin(begin) => begin.validate(),
             Request::Verify { code } => check_code(code),
-            Request::Resend | Request::StoreCheck => Ok(()),
+            Request::Resend | Request::Call | Request::StoreCheck => Ok(()),
             Request::ImportStore { path } => {
                 check_text("path", path, limits::MAX_PATH, false)?;
                 if !path.starts_with('/') {

@@ -216,3 +216,73 @@ fn inline_secrets_are_found() {
     let p = parse("[[provider]]\ntype = \"http\"\nurl = \"https://gw/x\"\npayload = '{\"t\": {{body}}}'\nheaders = { X-Tags = \"a\" }\n").unwrap();
     assert_eq!(p[0].inline_secret_key(0), None);
 }
+
+#[test]
+fn voice_entries() {
+    let p = parse(&format!(
+        "[[provider]]\ntype = \"twilio-voice\"\naccount_sid = \"{SID}\"\nauth_token_file = \"/etc/smsotp/t\"\n\
+         from = \"+15005550006\"\nretries = 0\n\n\
+         [[provider]]\ntype = \"vonage-voice\"\napplication_id = \"aaaaaaaa-bbbb-cccc-dddd-0123456789ab\"\n\
+         private_key_file = \"/etc/smsotp/vonage.key\"\nfrom = \"+15005550006\"\nlanguage = \"de-DE\"\n\
+         voice_message = \"Code {{{{code}}}}\"\n"
+    ))
+    .unwrap();
+    assert!(p.iter().all(ProviderConfig::is_voice));
+    let ProviderConfig::TwilioVoice(t) = &p[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (t.name.as_str(), t.from.as_str()),
+        ("twilio-voice", "+15005550006")
+    );
+    assert_eq!(t.voice.language, "en-US");
+    assert_eq!(t.resilience.retries, 0);
+    let ProviderConfig::VonageVoice(v) = &p[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (v.api_base.as_str(), v.from.as_str()),
+        (voice::VONAGE_VOICE_API_BASE, "15005550006")
+    );
+    assert_eq!(v.voice.language, "de-DE");
+    assert_eq!(p[1].secrets()[0].key, "provider[1].private_key_file");
+}
+
+#[test]
+fn voice_mistakes_name_the_key() {
+    let twilio = |extra: &str| {
+        format!(
+            "[[provider]]\ntype = \"twilio-voice\"\naccount_sid = \"{SID}\"\nauth_token_file = \"/etc/smsotp/t\"\n{extra}"
+        )
+    };
+    let e = err(&twilio("from = \"ACME\"\n"));
+    assert!(
+        e.contains("provider[0].from") && e.contains("phone number"),
+        "{e}"
+    );
+    let e = err(&twilio(
+        "from = \"+15005550006\"\nvoice_message = \"no code here\"\n",
+    ));
+    assert!(
+        e.contains("provider[0].voice_message") && e.contains("{{code}}"),
+        "{e}"
+    );
+    let e = err(&twilio(
+        "from = \"+15005550006\"\nvoice_message = \"{{code}} for {{user}}\"\n",
+    ));
+    assert!(e.contains("provider[0].voice_message"), "{e}");
+    let e = err(&twilio(
+        "from = \"+15005550006\"\nmessaging_service_sid = \"MG0\"\n",
+    ));
+    assert!(e.contains("messaging_service_sid"), "{e}");
+    let e = err(
+        "[[provider]]\ntype = \"vonage-voice\"\napplication_id = \"not-a-uuid\"\n\
+         private_key_file = \"/etc/smsotp/k\"\nfrom = \"15005550006\"\n",
+    );
+    assert!(e.contains("provider[0].application_id"), "{e}");
+    let e = err(
+        "[[provider]]\ntype = \"vonage-voice\"\napplication_id = \"aaaaaaaa-bbbb-cccc-dddd-0123456789ab\"\n\
+         from = \"15005550006\"\n",
+    );
+    assert!(e.contains("provider[0].private_key"), "{e}");
+}

@@ -75,7 +75,7 @@ pub struct RawTwilio {
 }
 
 /// `PREFIX` + 32 hex digits, as the spec's patterns say.
-fn sid(key: &str, value: &str, prefix: &str, what: &str) -> Result<String, Invalid> {
+pub(super) fn sid(key: &str, value: &str, prefix: &str, what: &str) -> Result<String, Invalid> {
     let ok = value.len() == 34
         && value.starts_with(prefix)
         && value[2..].bytes().all(|b| b.is_ascii_hexdigit());
@@ -91,55 +91,20 @@ fn sid(key: &str, value: &str, prefix: &str, what: &str) -> Result<String, Inval
 pub(crate) fn validate(i: usize, raw: RawTwilio) -> Result<TwilioConfig, Invalid> {
     let key = |k: &str| format!("provider[{i}].{k}");
     let account_sid = sid(&key("account_sid"), &raw.account_sid, "AC", "Account SID")?;
-    let token = secret::validate(
-        &key("auth_token"),
+    let auth = auth(
+        &key,
         RawSecret {
             inline: raw.auth_token,
             file: raw.auth_token_file,
             credential: raw.auth_token_credential,
         },
-        false,
-    )?;
-    let key_secret = secret::validate(
-        &key("api_key_secret"),
+        raw.api_key_sid,
         RawSecret {
             inline: raw.api_key_secret,
             file: raw.api_key_secret_file,
             credential: raw.api_key_secret_credential,
         },
-        false,
     )?;
-    let auth = match (token, raw.api_key_sid, key_secret) {
-        (Some(t), None, None) => TwilioAuth::AuthToken(t),
-        (None, Some(s), Some(secret)) => TwilioAuth::ApiKey {
-            sid: sid(&key("api_key_sid"), &s, "SK", "API key SID")?,
-            secret,
-        },
-        (None, Some(_), None) => {
-            return Err(Invalid::new(
-                key("api_key_secret"),
-                "is required with api_key_sid (api_key_secret_file or api_key_secret_credential)",
-            ))
-        }
-        (None, None, Some(_)) => {
-            return Err(Invalid::new(
-                key("api_key_sid"),
-                "is required with api_key_secret",
-            ))
-        }
-        (Some(_), _, _) => {
-            return Err(Invalid::new(
-                key("auth_token"),
-                "set either auth_token* or api_key_sid with api_key_secret*, not both",
-            ))
-        }
-        (None, None, None) => {
-            return Err(Invalid::new(
-                key("auth_token"),
-                "is required: set auth_token_file (or auth_token_credential), or api_key_sid with api_key_secret_file",
-            ))
-        }
-    };
     let from = raw
         .from
         .map(|f| common::sender(&key("from"), &f))
@@ -193,5 +158,48 @@ pub(crate) fn validate(i: usize, raw: RawTwilio) -> Result<TwilioConfig, Invalid
         }
         .validate(key, 10)?,
         transport: common::transport(key, raw.ca_file, raw.proxy)?,
+    })
+}
+
+/// The auth token, or an API key SID with its secret: exactly one. Shared
+/// by the messaging and the voice (`twilio-voice`) entries.
+pub(super) fn auth(
+    key: &dyn Fn(&str) -> String,
+    token: RawSecret,
+    api_key_sid: Option<String>,
+    key_secret: RawSecret,
+) -> Result<TwilioAuth, Invalid> {
+    let token = secret::validate(&key("auth_token"), token, false)?;
+    let key_secret = secret::validate(&key("api_key_secret"), key_secret, false)?;
+    Ok(match (token, api_key_sid, key_secret) {
+        (Some(t), None, None) => TwilioAuth::AuthToken(t),
+        (None, Some(s), Some(secret)) => TwilioAuth::ApiKey {
+            sid: sid(&key("api_key_sid"), &s, "SK", "API key SID")?,
+            secret,
+        },
+        (None, Some(_), None) => {
+            return Err(Invalid::new(
+                key("api_key_secret"),
+                "is required with api_key_sid (api_key_secret_file or api_key_secret_credential)",
+            ))
+        }
+        (None, None, Some(_)) => {
+            return Err(Invalid::new(
+                key("api_key_sid"),
+                "is required with api_key_secret",
+            ))
+        }
+        (Some(_), _, _) => {
+            return Err(Invalid::new(
+                key("auth_token"),
+                "set either auth_token* or api_key_sid with api_key_secret*, not both",
+            ))
+        }
+        (None, None, None) => {
+            return Err(Invalid::new(
+                key("auth_token"),
+                "is required: set auth_token_file (or auth_token_credential), or api_key_sid with api_key_secret_file",
+            ))
+        }
     })
 }

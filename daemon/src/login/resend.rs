@@ -4,6 +4,7 @@
 
 use super::begin::COUNTRY_REFUSED;
 use super::{human_secs, Kind, Login, Next};
+use crate::providers::Route;
 use crate::reply::{bad_request, store_failed};
 use crate::rules::challenge::Step;
 use crate::state::State;
@@ -15,6 +16,16 @@ use tracing::info;
 
 impl Login {
     pub async fn resend(&mut self, state: &Arc<State>) -> (Response, Next) {
+        self.resend_via(state, Route::Any).await
+    }
+
+    /// A resend through the providers `route` admits (`Route::Voice`: the
+    /// user typed `v`, see `call.rs`); the same checks and budgets.
+    pub(super) async fn resend_via(
+        &mut self,
+        state: &Arc<State>,
+        route: Route,
+    ) -> (Response, Next) {
         let rt = state.runtime();
         let Some(a) = self.active.as_ref() else {
             return (
@@ -104,7 +115,7 @@ impl Login {
         let code = crate::otp::generate(a.challenge.policy());
         // The old code dies before the new one is sent, whatever happens next.
         a.challenge.replace(&state.hasher, &code, Instant::now());
-        if !super::send_code(state, &rt, &b, &mobile, &code, &a.challenge).await {
+        if !super::send_code(state, &rt, &b, &mobile, &code, &a.challenge, route).await {
             return (Response::SendFailed, Next::Close);
         }
         (self.challenge_response(&rt), Next::Continue)

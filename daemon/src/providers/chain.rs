@@ -5,10 +5,17 @@
 //! better in 500 ms), and a circuit breaker that skips a provider after
 //! repeated failures. Everything that happened is returned as a list of
 //! [`Attempt`]s, for the log and for `smsotpctl test-sms`.
+//!
+//! Voice providers ([`Channel::Voice`]) are slots like the others: a
+//! normal send ([`Route::Any`]) tries every provider in config order, so
+//! a voice provider listed after the SMS providers is reached only when
+//! each of those failed or was skipped, and the code is then spoken to
+//! the same number. A call the user asked for at the prompt
+//! ([`Route::Voice`]) tries the voice providers alone, in their order.
 
 use super::breaker::{Admit, Breaker};
 use super::encoding;
-use super::{ProviderError, Receipt, SendMeta, Sms, SmsProvider};
+use super::{Channel, ProviderError, Receipt, SendMeta, Sms, SmsProvider};
 use smsotp_config::provider::Resilience;
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +37,25 @@ pub struct Chain {
     slots: Vec<Slot>,
     /// Digits of the number its log lines show (`message.mask_visible_digits`).
     mask_visible: usize,
+}
+
+/// Which providers a send may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Route {
+    /// Every provider, in config order (voice ones among them).
+    #[default]
+    Any,
+    /// Only the providers that place calls: the user asked for one.
+    Voice,
+}
+
+impl Route {
+    fn admits(self, channel: Channel) -> bool {
+        match self {
+            Route::Any => true,
+            Route::Voice => channel == Channel::Voice,
+        }
+    }
 }
 
 /// One try at one provider.
@@ -173,6 +199,14 @@ impl Chain {
         self.slots.iter().map(|s| s.provider.name()).collect()
     }
 
+    /// Whether any provider places calls: only then is `v` offered at
+    /// the prompt.
+    pub fn has_voice(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.provider.channel() == Channel::Voice)
+    }
+
     /// Names of the providers whose circuit breaker is open now.
     pub fn open_breakers(&self) -> Vec<&str> {
         self.slots
@@ -195,6 +229,21 @@ impl Chain {
     /// is skipped by its breaker, each is tried once anyway: an open
     /// breaker saves time, it must not by itself fail a login.
     pub async fn send_with(&self, sms: &Sms, meta: &SendMeta) -> Result<Delivery, ChainError> {
+        self.send_via(sms, meta, Route::Any).await
+    }
+
+    /// [`Chain::send_with`] through the providers `route` admits only.
+    pub async fn send_via(
+        &self,
+        sms: &Sms,
+        meta: &SendMeta,
+        route: Route,
+    ) -> Result<Delivery, ChainError> {
+        let slots: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| route.admits(s.provider.channel()))
+            .collect();
         let enc = encoding::analyze(&sms.body);
         tracing::debug!(
             to = %sms.to.masked(self.mask_visible),
@@ -206,13 +255,13 @@ impl Chain {
         let mut attempts = Vec::new();
         let mut tried_any = false;
         for last_resort in [false, true] {
-            if last_resort && (tried_any || self.slots.is_empty()) {
+            if last_resort && (tried_any || slots.is_empty()) {
                 break;
             }
             if last_resort {
                 tracing::warn!("every provider's circuit breaker is open; trying each once anyway");
             }
-            for slot in &self.slots {
+            for slot in slots.iter().copied() {
                 let probe = if last_resort {
                     true
                 } else {
@@ -265,8 +314,8 @@ impl Chain {
                 }
             }
         }
-        if self.slots.is_empty() {
-            tracing::error!(to = %sms.to.masked(self.mask_visible), "no SMS provider is configured");
+        if slots.is_empty() {
+            tracing::error!(to = %sms.to.masked(self.mask_visible), route = ?route, "no provider for this route is configured");
         }
         Err(ChainError { attempts })
     }

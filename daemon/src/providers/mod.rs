@@ -12,7 +12,9 @@
 //! | `secret.rs` | reading credentials from files and systemd credentials |
 //! | `encoding.rs` | GSM-7 vs UCS-2 and segment counts |
 //! | `render.rs` | the custom provider's URL and payload templates |
+//! | `spoken.rs` | what a voice provider says: the code spelled out |
 //! | `http.rs`, `twilio.rs`, `vonage.rs`, `webhook.rs`, `modem.rs`, `outbox.rs` | one provider each |
+//! | `twilio_voice.rs`, `vonage_voice.rs` | a phone call speaking the code ([`Channel::Voice`]) |
 
 mod breaker;
 mod chain;
@@ -24,11 +26,15 @@ mod outbox;
 mod render;
 mod response;
 pub(crate) mod secret;
+pub mod spoken;
 mod twilio;
+mod twilio_voice;
 mod vonage;
+mod vonage_voice;
 pub mod webhook;
 
-pub use chain::{Attempt, AttemptOutcome, Chain, ChainError, Delivery};
+pub use chain::{Attempt, AttemptOutcome, Chain, ChainError, Delivery, Route};
+pub use spoken::Spoken;
 
 use smsotp_config::provider::Resilience;
 use smsotp_config::{Mobile, ProviderConfig};
@@ -64,6 +70,10 @@ pub struct SendMeta {
     /// No attempt starts and no backoff sleeps past this; the caller's own
     /// budget (the PAM module waits only so long).
     pub deadline: Option<tokio::time::Instant>,
+    /// The code itself, for voice providers to spell out in their own
+    /// template; SMS providers ignore it. `None`: a voice provider reads
+    /// the SMS text.
+    pub spoken: Option<Spoken>,
 }
 
 /// What a provider reports on success, for the audit log and `test-sms`.
@@ -131,6 +141,14 @@ impl ProviderError {
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Result<Receipt, ProviderError>> + Send + 'a>>;
 
+/// How a provider reaches the phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Sms,
+    /// A call that speaks the code.
+    Voice,
+}
+
 /// `Debug` is required so a provider can be shown in diagnostics; every
 /// implementation must keep credentials out of it.
 pub trait SmsProvider: Send + Sync + std::fmt::Debug {
@@ -138,6 +156,11 @@ pub trait SmsProvider: Send + Sync + std::fmt::Debug {
 
     /// One try. Timeouts, retries and the breaker are the chain's job.
     fn send<'a>(&'a self, sms: &'a Sms, meta: &'a SendMeta) -> SendFuture<'a>;
+
+    /// SMS unless the provider places calls.
+    fn channel(&self) -> Channel {
+        Channel::Sms
+    }
 
     /// How the chain treats this provider.
     fn resilience(&self) -> Resilience {
@@ -154,5 +177,7 @@ pub fn build(cfg: &ProviderConfig) -> Result<Box<dyn SmsProvider>, ProviderError
         ProviderConfig::Vonage(c) => Box::new(vonage::Vonage::new(c)?),
         ProviderConfig::Webhook(c) => Box::new(webhook::Webhook::new(c)?),
         ProviderConfig::Modem(c) => Box::new(modem::Modem::new(c)),
+        ProviderConfig::TwilioVoice(c) => Box::new(twilio_voice::TwilioVoice::new(c)?),
+        ProviderConfig::VonageVoice(c) => Box::new(vonage_voice::VonageVoice::new(c)?),
     })
 }

@@ -32,7 +32,25 @@ fn credential_path(secret: &SecretRef, name: &str) -> Result<PathBuf, ProviderEr
     }
 }
 
+/// A PEM key (Vonage's application key): like [`read`], but the lines of
+/// the PEM are kept.
+pub(crate) fn read_pem(secret: &SecretRef) -> Result<Zeroizing<String>, ProviderError> {
+    match &secret.source {
+        SecretSource::File(p) => read_file_lines(secret, p, true),
+        SecretSource::Credential(n) => read_file_lines(secret, &credential_path(secret, n)?, true),
+        SecretSource::Inline(_) => read(secret),
+    }
+}
+
 fn read_file(secret: &SecretRef, path: &Path) -> Result<Zeroizing<String>, ProviderError> {
+    read_file_lines(secret, path, false)
+}
+
+fn read_file_lines(
+    secret: &SecretRef,
+    path: &Path,
+    multiline: bool,
+) -> Result<Zeroizing<String>, ProviderError> {
     let fail = |what: String| {
         ProviderError::Config(format!("{}: {} {what}", secret.location(), path.display()))
     };
@@ -63,7 +81,10 @@ fn read_file(secret: &SecretRef, path: &Path) -> Result<Zeroizing<String>, Provi
         return Err(fail("is empty".into()));
     }
     // The value goes into HTTP headers and form fields: no line breaks.
-    if value.chars().any(char::is_control) {
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(multiline && (c == '\n' || c == '\r')))
+    {
         return Err(fail(
             "holds control characters or more than one line; it should hold only the secret".into(),
         ));

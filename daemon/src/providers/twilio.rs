@@ -57,12 +57,7 @@ struct TwilioErrorBody {
 
 impl Twilio {
     pub fn new(cfg: &TwilioConfig) -> Result<Self, ProviderError> {
-        let user = match &cfg.auth {
-            TwilioAuth::AuthToken(_) => cfg.account_sid.clone(),
-            TwilioAuth::ApiKey { sid, .. } => sid.clone(),
-        };
-        let secret = secret::read(cfg.auth.secret())?;
-        let (authorization, encoded) = response::basic_auth(&user, &secret);
+        let (authorization, secret, encoded) = basic(&cfg.auth, &cfg.account_sid)?;
         Ok(Twilio {
             client: super::client::build(cfg.resilience.timeout, &cfg.transport)?,
             url: format!(
@@ -109,22 +104,15 @@ impl Twilio {
                 .extend_pairs(form.iter().map(|(k, v)| (*k, v.as_str())))
                 .finish(),
         );
-        let response = self
-            .client
-            .post(&self.url)
-            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| response::transport_error(&self.name, &self.endpoint, e, &scrubber))?;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response::read_bounded(response, MAX_BODY).await;
+        let (status, headers, body) = post_form(
+            &self.client,
+            &self.url,
+            &self.authorization,
+            &body,
+            (&self.name, &self.endpoint),
+            &scrubber,
+        )
+        .await?;
         if (200..300).contains(&status) {
             // 201 is Twilio's "created". An unreadable body does not undo
             // that: the status is the answer, the JSON only adds the SID.
@@ -148,57 +136,108 @@ impl Twilio {
             }
             return Ok(Receipt { detail, id });
         }
-        Err(self.error(status, &headers, &body, &scrubber))
+        Err(error(&self.name, status, &headers, &body, &scrubber))
     }
+}
 
-    fn error(
-        &self,
-        status: u16,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-        scrubber: &Scrubber,
-    ) -> ProviderError {
-        // Twilio's error JSON; anything else (a proxy's HTML page, `{}`)
-        // is shown as a snippet instead.
-        let parsed: Option<TwilioErrorBody> = serde_json::from_slice::<TwilioErrorBody>(body)
-            .ok()
-            .filter(|p| p.code.is_some() || p.message.is_some());
-        let mut msg = format!("HTTP {status} from {}", self.name);
-        let code = parsed.as_ref().and_then(|p| p.code);
-        match &parsed {
-            Some(p) => {
-                if let Some(c) = p.code {
-                    msg.push_str(&format!(", Twilio error {c}"));
-                }
-                if let Some(m) = &p.message {
-                    msg.push_str(": ");
-                    msg.push_str(&response::snippet(m.as_bytes(), scrubber));
-                }
-                if let Some(more) = &p.more_info {
-                    msg.push_str(&format!(
-                        " ({})",
-                        response::snippet(more.as_bytes(), scrubber)
-                    ));
-                }
+/// The `Authorization` header for the account (its SID and auth token, or
+/// an API key), with the secret and its base64 form for scrubbing.
+pub(super) type Basic = (
+    reqwest::header::HeaderValue,
+    Zeroizing<String>,
+    Zeroizing<String>,
+);
+
+pub(super) fn basic(auth: &TwilioAuth, account_sid: &str) -> Result<Basic, ProviderError> {
+    let user = match auth {
+        TwilioAuth::AuthToken(_) => account_sid,
+        TwilioAuth::ApiKey { sid, .. } => sid.as_str(),
+    };
+    let secret = secret::read(auth.secret())?;
+    let (authorization, encoded) = response::basic_auth(user, &secret);
+    Ok((authorization, secret, encoded))
+}
+
+/// One form POST with Basic auth: the status, headers and bounded body of
+/// the answer. Shared with the Calls API (`twilio_voice.rs`).
+pub(super) async fn post_form(
+    client: &Client,
+    url: &str,
+    authorization: &reqwest::header::HeaderValue,
+    body: &str,
+    (name, endpoint): (&str, &str),
+    scrubber: &Scrubber,
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), ProviderError> {
+    let response = client
+        .post(url)
+        .header(reqwest::header::AUTHORIZATION, authorization.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .map_err(|e| response::transport_error(name, endpoint, e, scrubber))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response::read_bounded(response, MAX_BODY).await;
+    Ok((status, headers, body))
+}
+
+/// A non-2xx answer of the 2010 API, Messages and Calls alike.
+pub(super) fn error(
+    name: &str,
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+    scrubber: &Scrubber,
+) -> ProviderError {
+    // Twilio's error JSON; anything else (a proxy's HTML page, `{}`)
+    // is shown as a snippet instead.
+    let parsed: Option<TwilioErrorBody> = serde_json::from_slice::<TwilioErrorBody>(body)
+        .ok()
+        .filter(|p| p.code.is_some() || p.message.is_some());
+    let mut msg = format!("HTTP {status} from {name}");
+    let code = parsed.as_ref().and_then(|p| p.code);
+    match &parsed {
+        Some(p) => {
+            if let Some(c) = p.code {
+                msg.push_str(&format!(", Twilio error {c}"));
             }
-            None => {
-                let s = response::snippet(body, scrubber);
-                if !s.is_empty() {
-                    msg.push_str(": ");
-                    msg.push_str(&s);
-                }
+            if let Some(m) = &p.message {
+                msg.push_str(": ");
+                msg.push_str(&response::snippet(m.as_bytes(), scrubber));
+            }
+            if let Some(more) = &p.more_info {
+                msg.push_str(&format!(
+                    " ({})",
+                    response::snippet(more.as_bytes(), scrubber)
+                ));
             }
         }
-        if status == 401 {
-            msg.push_str("; check account_sid and the auth token or API key");
+        None => {
+            let s = response::snippet(body, scrubber);
+            if !s.is_empty() {
+                msg.push_str(": ");
+                msg.push_str(&s);
+            }
         }
-        match code {
-            // Errors about this destination, not about our account:
-            // 21211 invalid To, 21408 region not enabled, 21610 recipient
-            // replied STOP, 21612 unroutable, 21614 not a mobile number.
-            Some(21211 | 21408 | 21610 | 21612 | 21614) => ProviderError::Recipient(msg),
-            _ => response::classify_status(status, headers, msg),
+    }
+    if status == 401 {
+        msg.push_str("; check account_sid and the auth token or API key");
+    }
+    match code {
+        // Errors about this destination, not about our account:
+        // 21211 invalid To, 21408 region not enabled, 21610 recipient
+        // replied STOP, 21612 unroutable, 21614 not a mobile number;
+        // for calls 21215 (geographic permission) and 13224 (invalid
+        // phone number).
+        Some(21211 | 21215 | 21408 | 21610 | 21612 | 21614 | 13224) => {
+            ProviderError::Recipient(msg)
         }
+        _ => response::classify_status(status, headers, msg),
     }
 }
 

@@ -65,6 +65,10 @@ texts! {
     code_prompt,
     tail_resend,
     tail_plain,
+    /// The tail when a voice call can be asked for: must name `r` and `v`.
+    tail_call,
+    /// The answer to `v` where no call can be made.
+    no_call,
     backup_only,
     /// `{notice}`: the daemon's reason no SMS went out, tamed.
     backup_only_notice,
@@ -151,10 +155,15 @@ mod tests {
     fn the_resend_hint_names_r_and_prompts_end_in_a_colon() {
         for (lang, t) in ALL {
             assert!(t.tail_resend.contains("'r'"), "{lang}");
+            assert!(
+                t.tail_call.contains("'r'") && t.tail_call.contains("'v'"),
+                "{lang}"
+            );
             assert!(t.expired_resend.contains("'r'"), "{lang}");
             for (key, p) in [
                 ("tail_resend", t.tail_resend),
                 ("tail_plain", t.tail_plain),
+                ("tail_call", t.tail_call),
                 ("backup_only", t.backup_only),
                 ("backup_only_notice", t.backup_only_notice),
                 ("ask_mobile", t.ask_mobile),

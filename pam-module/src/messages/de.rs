@@ -30,6 +30,8 @@ pub const DE: Texts = Texts {
     code_prompt: "Code an {mobile} gesendet (läuft in {time} ab). {tail}",
     tail_resend: "Code eingeben oder 'r' für einen neuen: ",
     tail_plain: "Code eingeben: ",
+    tail_call: "Code eingeben, 'r' für einen neuen oder 'v' für einen Anruf: ",
+    no_call: "Anrufe sind hier nicht verfügbar.",
     backup_only: "Es wurde keine SMS gesendet. Backup-Code eingeben: ",
     backup_only_notice: "Es wurde keine SMS gesendet ({notice}). Backup-Code eingeben: ",
     ask_mobile: "Für SMS-Codes ist keine Mobilnummer hinterlegt. Geben Sie Ihre Mobilnummer mit Ländervorwahl ein (z. B. +4915112345678): ",

@@ -30,6 +30,8 @@ pub const EN: Texts = Texts {
     code_prompt: "Code sent to {mobile} (expires in {time}). {tail}",
     tail_resend: "Enter code, or 'r' to resend: ",
     tail_plain: "Enter code: ",
+    tail_call: "Enter code, 'r' to resend, or 'v' for a voice call: ",
+    no_call: "Voice calls are not available here.",
     backup_only: "No SMS was sent. Enter a backup code: ",
     backup_only_notice: "No SMS was sent ({notice}). Enter a backup code: ",
     ask_mobile: "No mobile number is registered for SMS codes. Enter your mobile number with country code (e.g. +15551234567): ",

@@ -30,6 +30,8 @@ pub const FR: Texts = Texts {
     code_prompt: "Code envoyé au {mobile} (expire dans {time}). {tail}",
     tail_resend: "Saisissez le code, ou 'r' pour en recevoir un nouveau : ",
     tail_plain: "Saisissez le code : ",
+    tail_call: "Saisissez le code, 'r' pour un nouveau ou 'v' pour un appel vocal : ",
+    no_call: "Les appels vocaux ne sont pas disponibles ici.",
     backup_only: "Aucun SMS n'a été envoyé. Saisissez un code de secours : ",
     backup_only_notice: "Aucun SMS n'a été envoyé ({notice}). Saisissez un code de secours : ",
     ask_mobile: "Aucun numéro de mobile n'est enregistré pour les codes SMS. Saisissez votre numéro avec l'indicatif du pays (ex. +33612345678) : ",

@@ -163,6 +163,7 @@ fn info(expires_in_secs: u64, resends_left: u32) -> ChallengeInfo {
         notice: None,
         show_reasons: true,
         lang: None,
+        can_call: false,
     }
 }
 
@@ -266,6 +267,7 @@ fn secure(
 use Reply::Text;
 
 mod backup_and_locks;
+mod call;
 mod codes;
 mod enroll;
 mod languages;
