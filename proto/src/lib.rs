@@ -14,6 +14,7 @@ pub mod message;
 pub mod secret;
 pub mod sockets;
 mod store;
+mod validate;
 
 pub use client::{Client, ClientError};
 pub use frame::FrameError;
