@@ -1,6 +1,6 @@
 //! Who must do SMS OTP and how hard it is to abuse: the `[policy]` defaults,
 //! `[service.NAME]` overrides, `[lockout]`, `[resend]`, `[send_budget]`,
-//! `[backup_codes]` and `[store]`. Names follow the WSO2 authenticator's
+//! `[backup_codes]`; `[store]` in store.rs. Names follow the WSO2 authenticator's
 //! settings where it has one (noted per field).
 
 use crate::error::Invalid;
@@ -8,14 +8,13 @@ use crate::validate::in_range;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 mod family;
 mod store;
 pub use family::service_family;
 pub(crate) use store::store;
-pub use store::{PgSslMode, PostgresConfig, StoreBackend};
+pub use store::{PgSslMode, PostgresConfig, RawStore, StoreBackend, StoreConfig, StoreSync};
 
 pub const DEFAULT_STORE: &str = "/var/lib/smsotp/state.db";
 
@@ -75,21 +74,6 @@ pub struct RawSendBudget {
 pub struct RawBackupCodes {
     pub enabled: Option<bool>,
     pub count: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawStore {
-    pub backend: Option<String>,
-    pub path: Option<PathBuf>,
-    pub sync: Option<String>,
-    pub timeout_seconds: Option<i64>,
-    /// PostgreSQL only: a libpq-style URI without the password.
-    pub url: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub password: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub password_credential: Option<String>,
 }
 
 // ---------------------------------------------------------------- validated
@@ -270,28 +254,6 @@ pub enum GlobalScope {
 pub struct BackupCodes {
     pub enabled: bool,
     pub count: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreSync {
-    /// Survives a daemon crash (kill -9); a power cut may lose the last
-    /// few changes but never corrupts the file.
-    Normal,
-    /// Also survives a power cut, at an fsync per change.
-    Full,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreConfig {
-    pub backend: StoreBackend,
-    /// SQLite only.
-    pub path: PathBuf,
-    /// SQLite only.
-    pub sync: StoreSync,
-    /// Each store request's deadline (`timeout_seconds`): a hung database
-    /// fails the login with a clear error well inside the module's
-    /// timeout, instead of holding it.
-    pub timeout: Duration,
 }
 
 // ---------------------------------------------------------------- checks

@@ -3,11 +3,50 @@
 //! hosts shares, so a backup code spent or a budget used on one host is
 //! spent or used on all).
 
-use super::{RawStore, StoreConfig, StoreSync, DEFAULT_STORE};
+use super::DEFAULT_STORE;
 use crate::error::Invalid;
 use crate::provider::secret::{self, RawSecret, SecretRef, SecretSource};
 use crate::validate::{absolute, in_range};
+use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub backend: Option<String>,
+    pub path: Option<PathBuf>,
+    pub sync: Option<String>,
+    pub timeout_seconds: Option<i64>,
+    /// PostgreSQL only: a libpq-style URI without the password.
+    pub url: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_credential: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSync {
+    /// Survives a daemon crash (kill -9); a power cut may lose the last
+    /// few changes but never corrupts the file.
+    Normal,
+    /// Also survives a power cut, at an fsync per change.
+    Full,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// SQLite only.
+    pub path: PathBuf,
+    /// SQLite only.
+    pub sync: StoreSync,
+    /// Each store request's deadline (`timeout_seconds`): a hung database
+    /// fails the login with a clear error well inside the module's
+    /// timeout, instead of holding it.
+    pub timeout: Duration,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
