@@ -1,7 +1,7 @@
 //! The request-level calls on PostgreSQL: one transaction each, on the
 //! database's clock, every statement prepared once per connection
 //! (`prepare_cached`). Rows are locked as they are read (`FOR UPDATE`, the
-//! send log's table lock), so the rules applied in between see what the
+//! send budgets' advisory locks), so the rules applied in between see what the
 //! commit will change, on every host at once.
 
 use super::postgres::PostgresStore;
@@ -9,7 +9,7 @@ use super::sends::{self, OwnedSend};
 use super::*;
 use crate::rules::challenge::{self, Facts, Step};
 use crate::rules::lockout::{self, Budget};
-use crate::rules::send::{self, HOUR};
+use crate::rules::send;
 use deadpool_postgres::Transaction;
 use smsotp_config::Mobile;
 use tokio_postgres::types::ToSql;
@@ -150,27 +150,31 @@ impl PostgresStore {
         }
     }
 
-    /// Checks every send budget and records the send if they allow it.
+    /// Checks every send budget and counts the send if they allow it.
     pub(super) async fn reserve_in(
         &self,
         tx: &Transaction<'_>,
         s: &OwnedSend,
         now: i64,
     ) -> Result<SendDecision, StoreError> {
-        // The global budget counts every user's sends, so sends take turns
-        // across the fleet (readers of the table are not blocked).
-        tx.batch_execute("LOCK TABLE smsotp.sends IN SHARE ROW EXCLUSIVE MODE")
-            .await
-            .map_err(|e| self.pg(e))?;
-        let since = now - HOUR;
-        self.run(tx, "DELETE FROM smsotp.sends WHERE at <= $1", &[&since])
+        // Sends that share a budget take turns (the counts read below must
+        // still hold at commit); sends that share none do not wait.
+        let keys = sends::LockKeys::of(s);
+        self.run(
+            tx,
+            sends::LOCK_SQL,
+            &[&keys.user, &keys.rhost, &keys.fleet, &keys.host],
+        )
+        .await?;
+        let first = sends::first_minute(now);
+        self.run(tx, &sends::prune_sql("smsotp.send_counts", '$'), &[&first])
             .await?;
         let host = s.global_host();
         let r = self
             .row(
                 tx,
-                &sends::history_sql("smsotp.sends", "username", '$'),
-                &[&since, &s.user, &s.rhost, &host],
+                &sends::history_sql("smsotp.send_counts", '$'),
+                &[&first, &s.user, &s.rhost, &host],
             )
             .await?;
         let row: sends::Row = (
@@ -189,10 +193,11 @@ impl PostgresStore {
         if let Err(refused) = send::check(&history, resend, &s.budget, &s.resend, now) {
             return Ok(sends::refused(refused));
         }
+        let minute = now.div_euclid(sends::MINUTE);
         self.run(
             tx,
-            &sends::insert_sql("smsotp.sends", "username", '$'),
-            &[&now, &s.user, &s.rhost, &sends::kind_name(s.kind), &s.host],
+            &sends::record_sql("smsotp.send_counts", "send_counts", '$'),
+            &[&minute, &now, &s.user, &s.resend_who(), &s.rhost, &s.host],
         )
         .await?;
         Ok(SendDecision::Allowed)

@@ -6,7 +6,7 @@
 use super::sends::{self, OwnedSend};
 use super::{guesses, Attempt, Budget, LockState, OwnedNumber, SendDecision, SendKind};
 use crate::rules::challenge::{self, Ask, Facts, Step};
-use crate::rules::send::{self, HOUR};
+use crate::rules::send;
 use rusqlite::{params, Connection, OptionalExtension};
 use smsotp_config::{Lockout, Mobile};
 
@@ -59,15 +59,14 @@ pub(super) fn add_mobile_if_none(
     Ok(n == 1)
 }
 
-/// Checks every send budget and records the send if they allow it.
+/// Checks every send budget and counts the send if they allow it.
 pub(super) fn reserve(c: &Connection, s: &OwnedSend, now: i64) -> rusqlite::Result<SendDecision> {
-    let since = now - HOUR;
-    // Old rows only ever leave through here, so the table stays an hour deep.
-    c.prepare_cached("DELETE FROM sends WHERE at <= ?1")?
-        .execute([since])?;
+    let first = sends::first_minute(now);
+    c.prepare_cached(&sends::prune_sql("send_counts", '?'))?
+        .execute([first])?;
     let row: sends::Row = c
-        .prepare_cached(&sends::history_sql("sends", "user", '?'))?
-        .query_row(params![since, s.user, s.rhost, s.global_host()], |r| {
+        .prepare_cached(&sends::history_sql("send_counts", '?'))?
+        .query_row(params![first, s.user, s.rhost, s.global_host()], |r| {
             Ok((
                 r.get(0)?,
                 r.get(1)?,
@@ -85,12 +84,13 @@ pub(super) fn reserve(c: &Connection, s: &OwnedSend, now: i64) -> rusqlite::Resu
     if let Err(r) = send::check(&history, resend, &s.budget, &s.resend, now) {
         return Ok(sends::refused(r));
     }
-    c.prepare_cached(&sends::insert_sql("sends", "user", '?'))?
+    c.prepare_cached(&sends::record_sql("send_counts", "send_counts", '?'))?
         .execute(params![
+            now.div_euclid(sends::MINUTE),
             now,
             s.user,
+            s.resend_who(),
             s.rhost,
-            sends::kind_name(s.kind),
             s.host
         ])?;
     Ok(SendDecision::Allowed)

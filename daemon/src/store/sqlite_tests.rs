@@ -112,3 +112,79 @@ fn lockout() -> Lockout {
         .unwrap()
         .lockout
 }
+
+/// Migration 4 turns the last hour of the send log into per-minute counts:
+/// a host upgraded mid-hour keeps every budget it had spent.
+#[tokio::test]
+async fn a_version_3_send_log_becomes_counts_that_keep_the_budgets() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let c = Connection::open(dir.path().join("state.db")).unwrap();
+        for m in &schema::MIGRATIONS[..3] {
+            c.execute_batch(m).unwrap();
+        }
+        c.pragma_update(None, "user_version", 3).unwrap();
+        c.execute_batch(
+            "INSERT INTO sends(at, user, rhost, kind, host) VALUES
+                 (1000, 'a', 'h1', 'first', 'host-a'),
+                 (1010, 'a', 'h1', 'first', 'host-a'),
+                 (1030, 'a', NULL, 'resend', 'host-b');",
+        )
+        .unwrap();
+    }
+    drop(open(dir.path()));
+    let c = Connection::open(dir.path().join("state.db")).unwrap();
+    let rows: Vec<(String, String, i64, i64, i64)> = c
+        .prepare(
+            "SELECT scope, who, minute, n, last_at FROM send_counts ORDER BY scope, who, minute",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let row = |s: &str, w: &str, m, n, l| (s.to_string(), w.to_string(), m, n, l);
+    assert_eq!(
+        rows,
+        vec![
+            row("host", "host-a", 16, 2, 1010),
+            row("host", "host-b", 17, 1, 1030),
+            row("resend", "a", 17, 1, 1030),
+            row("rhost", "h1", 16, 2, 1010),
+            row("user", "a", 16, 2, 1010),
+            row("user", "a", 17, 1, 1030),
+        ]
+    );
+    // The user's 3 of 3 are spent until minute 16 leaves the window.
+    let send = OwnedSend {
+        user: "a".into(),
+        rhost: None,
+        host: "host-a".into(),
+        kind: SendKind::First,
+        budget: smsotp_config::SendBudget {
+            per_user_per_hour: 3,
+            per_rhost_per_hour: 30,
+            global_per_hour: 1000,
+            global_scope: Default::default(),
+            allowed_countries: vec![],
+        },
+        resend: smsotp_config::Resend {
+            enabled: true,
+            per_user_per_hour: 1,
+            cooldown: std::time::Duration::from_secs(30),
+        },
+    };
+    assert_eq!(
+        req::reserve(&c, &send, 1100).unwrap(),
+        SendDecision::Refused {
+            reason: "this account has had too many codes sent in the last hour".into(),
+            retry_after: Some(17 * 60 + 3600 - 1100),
+        }
+    );
+    assert_eq!(
+        req::reserve(&c, &send, 17 * 60 + 3600).unwrap(),
+        SendDecision::Allowed
+    );
+}

@@ -167,7 +167,7 @@ mod postgres {
         let db = url.rsplit('/').next().unwrap().split('?').next().unwrap();
         assert_eq!(
             pg.psql(db, "SELECT version FROM smsotp.schema_version"),
-            "2"
+            "3"
         );
         // And once more: nothing left to do.
         let s = PostgresStore::open(&config(url)).await.unwrap();

@@ -242,7 +242,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
             .unwrap(),
         SendDecision::Refused {
             reason: "too many codes were resent for this account in the last hour".into(),
-            retry_after: Some(3530)
+            retry_after: Some(3580)
         }
     );
     assert_eq!(
@@ -258,7 +258,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
             .unwrap(),
         SendDecision::Refused {
             reason: "this account has had too many codes sent in the last hour".into(),
-            retry_after: Some(3400)
+            retry_after: Some(3420)
         }
     );
     // Per rhost: 4 (3 from a + this one).
@@ -274,7 +274,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
             .unwrap(),
         SendDecision::Refused {
             reason: "too many codes were sent for logins from this address in the last hour".into(),
-            retry_after: Some(3400)
+            retry_after: Some(3420)
         }
     );
     // Global: 5.
@@ -290,12 +290,22 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
             .unwrap(),
         SendDecision::Refused {
             reason: "the service has reached its hourly SMS limit".into(),
-            retry_after: Some(3400)
+            retry_after: Some(3420)
         }
     );
-    // An hour later everything is free again.
+    // Sends count per minute: those of 960..1019 leave the window
+    // together an hour after the minute ends, and then everything is free.
     assert_eq!(
-        p.b.reserve_send(req("d", None, SendKind::First), 1000 + 3601)
+        p.b.reserve_send(req("d", None, SendKind::First), 1020 + 3599)
+            .await
+            .unwrap(),
+        SendDecision::Refused {
+            reason: "the service has reached its hourly SMS limit".into(),
+            retry_after: Some(1)
+        }
+    );
+    assert_eq!(
+        p.b.reserve_send(req("d", None, SendKind::First), 1020 + 3600)
             .await
             .unwrap(),
         allowed
