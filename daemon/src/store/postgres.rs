@@ -14,7 +14,6 @@
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, MIGRATION_LOCK, SCHEMA};
-use super::sends::OwnedSend;
 use super::*;
 use crate::rules::lockout::Budget;
 use deadpool_postgres::{Object, Pool};
@@ -240,22 +239,6 @@ impl Store for PostgresStore {
         .map(|_| ())
     }
 
-    async fn add_mobile_if_none(
-        &self,
-        user: &str,
-        e164: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "INSERT INTO smsotp.mobiles(username, e164, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (username) DO NOTHING",
-                &[&user, &e164, &now],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
         in_tx!(self, tx, {
             let mut n = 0;
@@ -272,34 +255,6 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn begin_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        in_tx!(self, tx, {
-            match self.charge_in(&tx, budget, user, now, l).await? {
-                Ok(()) => Attempt::Granted,
-                Err(until) => Attempt::Locked { until },
-            }
-        })
-    }
-
-    async fn finish_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<(), StoreError> {
-        in_tx!(self, tx, {
-            self.judge_in(&tx, budget, user, right, now, l).await?;
-        })
-    }
-
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
         let row = self
             .one(
@@ -310,30 +265,6 @@ impl Store for PostgresStore {
         Ok(row.map_or_else(LockState::default, |r| {
             LockState::from_row(r.get(0), r.get(1), r.get(2), now)
         }))
-    }
-
-    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .one(
-                "SELECT locked_until FROM smsotp.backup_failures WHERE username = $1",
-                &[&user],
-            )
-            .await?;
-        Ok(row.map(|r| r.get::<_, i64>(0)).filter(|u| *u > now))
-    }
-
-    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        // One conditional UPDATE: PostgreSQL re-checks the condition on
-        // the row a concurrent claim just changed, so only one wins.
-        let row = self
-            .one(
-                "UPDATE smsotp.failures SET notified_until = locked_until
-                 WHERE username = $1 AND locked_until > $2 AND notified_until <> locked_until
-                 RETURNING locked_until",
-                &[&user, &now],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
@@ -350,15 +281,6 @@ impl Store for PostgresStore {
             }
             n > 0
         })
-    }
-
-    async fn reserve_send(
-        &self,
-        req: SendRequest<'_>,
-        now: i64,
-    ) -> Result<SendDecision, StoreError> {
-        let send = OwnedSend::new(&req);
-        in_tx!(self, tx, self.reserve_in(&tx, &send, now).await?)
     }
 
     async fn replace_backup_codes(
@@ -383,26 +305,6 @@ impl Store for PostgresStore {
                 .await?;
             }
         })
-    }
-
-    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let row = self
-            .one(
-                "SELECT hash FROM smsotp.backup_codes WHERE username = $1 AND id = $2 AND used_at IS NULL",
-                &[&user, &id],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE smsotp.backup_codes SET used_at = $3 WHERE username = $1 AND id = $2 AND used_at IS NULL",
-                &[&user, &id, &now],
-            )
-            .await?;
-        Ok(n == 1)
     }
 
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
@@ -438,25 +340,5 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(row.is_some())
-    }
-
-    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO smsotp.successes(username, context, at) VALUES ($1, $2, $3)
-             ON CONFLICT (username, context) DO UPDATE SET at = excluded.at",
-            &[&user, &context, &now],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .one(
-                "SELECT at FROM smsotp.successes WHERE username = $1 AND context = $2",
-                &[&user, &context],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
     }
 }

@@ -10,11 +10,9 @@
 //! request instead of a trip through tokio's blocking pool per call. Each
 //! request has a deadline (`[store] timeout_seconds`).
 
-use super::guesses;
 use super::sends::OwnedSend;
 use super::sqlite_requests::{self as req, ChallengeJob, GuessJob};
 use super::*;
-use crate::rules::lockout::Budget;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{Mobile, StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -257,8 +255,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    // The per-call methods below serve the admin requests and step-up
-    // codes: one job (and at most one transaction) each.
+    // The per-call methods below serve the admin requests: one job (and
+    // at most one transaction) each.
 
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError> {
         let user = user.to_string();
@@ -278,17 +276,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn add_mobile_if_none(
-        &self,
-        user: &str,
-        e164: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let (user, e164) = (user.to_string(), e164.to_string());
-        self.run(move |c| req::add_mobile_if_none(c, &user, &e164, now))
-            .await
-    }
-
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
         let user = user.to_string();
         self.tx(move |c, _| {
@@ -301,43 +288,6 @@ impl Store for SqliteStore {
             Ok(n > 0)
         })
         .await
-    }
-
-    async fn begin_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.tx(move |c, _| guesses::charge(c, budget, &user, now, &lockout))
-            .await
-    }
-
-    async fn finish_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.tx(move |c, _| guesses::judge(c, budget, &user, right, now, &lockout).map(|_| ()))
-            .await
-    }
-
-    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let user = user.to_string();
-        self.run(move |c| guesses::locked_until(c, Budget::Backup, &user, now))
-            .await
-    }
-
-    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let user = user.to_string();
-        self.run(move |c| guesses::claim_lock_notice(c, &user, now))
-            .await
     }
 
     async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
@@ -370,11 +320,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn reserve_send(&self, r: SendRequest<'_>, now: i64) -> Result<SendDecision, StoreError> {
-        let send = OwnedSend::new(&r);
-        self.tx(move |c, _| req::reserve(c, &send, now)).await
-    }
-
     async fn replace_backup_codes(
         &self,
         user: &str,
@@ -392,31 +337,6 @@ impl Store for SqliteStore {
                 insert.execute(params![user, id, hash, now])?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let (user, id) = (user.to_string(), id.to_string());
-        self.run(move |c| {
-            c.prepare_cached(
-                "SELECT hash FROM backup_codes WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-            )?
-            .query_row([user, id], |r| r.get(0))
-            .optional()
-        })
-        .await
-    }
-
-    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError> {
-        let (user, id) = (user.to_string(), id.to_string());
-        self.run(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE backup_codes SET used_at = ?3 WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-                )?
-                .execute(params![user, id, now])?;
-            Ok(n == 1)
         })
         .await
     }
@@ -450,21 +370,6 @@ impl Store for SqliteStore {
                 .query_row([user], |_| Ok(()))
                 .optional()
                 .map(|r| r.is_some())
-        })
-        .await
-    }
-
-    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError> {
-        let (user, context) = (user.to_string(), context.to_string());
-        self.run(move |c| req::stamp(c, &user, &context, now)).await
-    }
-
-    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError> {
-        let (user, context) = (user.to_string(), context.to_string());
-        self.run(move |c| {
-            c.prepare_cached("SELECT at FROM successes WHERE user = ?1 AND context = ?2")?
-                .query_row([user, context], |r| r.get(0))
-                .optional()
         })
         .await
     }

@@ -3,6 +3,7 @@
 //! checked by daemon/tests/store_conformance, against SQLite too.
 
 use super::*;
+use crate::rules::challenge::Step;
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(&StoreConfig {
@@ -26,7 +27,15 @@ async fn state_survives_reopen() {
         )
         .await
         .unwrap();
-        assert!(s.spend_backup_code("a", "ID1", 6).await.unwrap());
+        let l = lockout();
+        let matched = BackupSettle {
+            user: "a",
+            id: "ID1",
+            lockout: &l,
+            matched: true,
+            grace: None,
+        };
+        assert!(s.backup_settle(matched).await.unwrap().spent);
         s.set_mobile("a", "+15551234567", 5).await.unwrap();
         s.set_opt_out("a", true, 5).await.unwrap();
     }
@@ -37,7 +46,10 @@ async fn state_survives_reopen() {
         Some("+15551234567")
     );
     assert!(s.opted_out("a").await.unwrap());
-    assert!(s.backup_code_hash("a", "ID1").await.unwrap().is_none());
+    assert_eq!(
+        s.backup_charge("a", "ID1", &lockout()).await.unwrap(),
+        BackupCharge::Granted { hash: None }
+    );
 }
 
 #[tokio::test]
@@ -54,12 +66,33 @@ async fn a_version_1_store_keeps_its_lockout_and_gains_the_backup_budget() {
         )
         .unwrap();
     }
-    let s = open(dir.path());
+    let s = open(dir.path()).with_clock(Clock::fixed(100));
     let st = s.lock_state("a", 100).await.unwrap();
     assert_eq!((st.locked_until, st.lockouts), (Some(500), 2));
-    assert_eq!(s.claim_lock_notice("a", 100).await.unwrap(), Some(500));
-    // The backup budget's table exists (migration 2 ran), empty.
-    assert_eq!(s.backup_locked_until("a", 100).await.unwrap(), None);
+    // The lock is told (once: migration 2's notice column starts unclaimed),
+    // and the backup budget's table exists, empty.
+    let (m, cfg) = (Mobile::parse("+15551234567").unwrap(), defaults());
+    let begin = || ChallengeQuery {
+        grace: None,
+        opt_out_counts: false,
+        number: Number::Given(&m),
+        backup_counts: true,
+        send_without_number: false,
+        reserve: false,
+        notice: true,
+        send: SendRequest {
+            user: "a",
+            rhost: None,
+            host: "h",
+            kind: SendKind::First,
+            budget: &cfg.send_budget,
+            resend: &cfg.resend,
+        },
+    };
+    let first = s.challenge(begin()).await.unwrap();
+    let step = |notify| Step::Locked { until: 500, notify };
+    assert_eq!((first.step, first.backup_locked_until), (step(true), None));
+    assert_eq!(s.challenge(begin()).await.unwrap().step, step(false));
 }
 
 #[tokio::test]
@@ -92,10 +125,15 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     let holder = Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = std::time::Instant::now();
-    let e = s
-        .begin_attempt(Budget::Sms, "a", 10, &lockout())
-        .await
-        .unwrap_err();
+    let l = lockout();
+    let wrong = GuessQuery {
+        user: "a",
+        lockout: &l,
+        right: false,
+        grace: None,
+        enrol: None,
+    };
+    let e = s.guess(wrong).await.unwrap_err();
     let took = started.elapsed();
     assert!(e.to_string().contains("no answer within 1 s"), "{e}");
     // The deadline, not SQLite's 5 s busy wait, ended it.
@@ -106,9 +144,11 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     assert_eq!(s.lock_state("a", 10).await.unwrap().failures, 1);
 }
 
-/// The default lockout policy.
+/// The default configuration.
+fn defaults() -> smsotp_config::DaemonConfig {
+    smsotp_config::parse(Path::new("x.toml"), "").unwrap()
+}
+
 fn lockout() -> Lockout {
-    smsotp_config::parse(Path::new("x.toml"), "")
-        .unwrap()
-        .lockout
+    defaults().lockout
 }
