@@ -6,9 +6,10 @@
 //! request is one call and one transaction ([`Store::challenge`],
 //! [`Store::guess`]; a backup code two); the per-call methods serve admin
 //! requests. Times are Unix seconds: these records outlive the process,
-//! so the monotonic clock cannot serve. The request-level calls take them
-//! from the store's [`Clock`] (PostgreSQL's `now()` for a fleet); the
-//! per-call ones from their caller.
+//! so the monotonic clock cannot serve. Every call takes them from the
+//! store's [`Clock`] (PostgreSQL's `now()` for a fleet, the host's for
+//! SQLite), never from its caller, so `smsotpctl status` judges a lock on
+//! the clock the login judged it on.
 
 pub mod copy;
 mod guesses;
@@ -71,6 +72,13 @@ pub struct LockState {
     pub lockouts: u32,
 }
 
+/// [`Store::lock_state`]: the lock and the store's time it was read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockStatus {
+    pub now: i64,
+    pub lock: LockState,
+}
+
 /// What a send is checked against.
 #[derive(Clone, Copy)]
 pub struct SendRequest<'a> {
@@ -111,11 +119,13 @@ pub trait Store: Send + Sync {
 
     /// A number enrolled at login or set by the admin.
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError>;
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError>;
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError>;
     /// Forgets everything about the user. True if anything was stored.
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError>;
 
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError>;
+    /// The SMS lock as of the store's time, which `smsotpctl status`
+    /// counts the rest of the lock from.
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError>;
     /// Lifts a lockout and clears counters. True if there was anything to clear.
     async fn unlock(&self, user: &str) -> Result<bool, StoreError>;
 
@@ -124,11 +134,10 @@ pub trait Store: Send + Sync {
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError>;
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError>;
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError>;
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError>;
     async fn opted_out(&self, user: &str) -> Result<bool, StoreError>;
 }
 
@@ -172,8 +181,9 @@ impl LockState {
     }
 }
 
-/// Seconds since the epoch, for durable records.
-pub fn unix_now() -> i64 {
+/// Seconds since the epoch, for durable records: the host's time of a
+/// system [`Clock`].
+fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -7,10 +7,10 @@
 //! the whole send log for the budgets), runs [`crate::rules`] on them and
 //! writes the result. Read-committed isolation suffices because every
 //! read-modify-write holds its row lock until commit. The request-level
-//! calls (one transaction per login request, in `pg_requests`) measure
-//! time on the database's clock; every request has a deadline
-//! (`[store] timeout_seconds`), so a hung database fails a login instead
-//! of holding it.
+//! calls (one transaction per login request, in `pg_requests`) and the
+//! admin calls that read or stamp a time measure it on the database's
+//! clock; every request has a deadline (`[store] timeout_seconds`), so a
+//! hung database fails a login instead of holding it.
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, MIGRATION_LOCK, SCHEMA};
@@ -68,7 +68,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// The clock of the request-level calls (tests fix and move it).
+    /// The clock of every call (tests fix and move it).
     pub fn with_clock(mut self, clock: Clock) -> PostgresStore {
         self.clock = clock;
         self
@@ -229,14 +229,16 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO smsotp.mobiles(username, e164, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (username) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
-            &[&user, &e164, &now],
-        )
-        .await
-        .map(|_| ())
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError> {
+        in_tx!(self, tx, now, {
+            self.run(
+                &tx,
+                "INSERT INTO smsotp.mobiles(username, e164, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (username) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
+                &[&user, &e164, &now],
+            )
+            .await?;
+        })
     }
 
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
@@ -255,16 +257,20 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
-        let row = self
-            .one(
-                "SELECT failures, locked_until, lockouts FROM smsotp.failures WHERE username = $1",
-                &[&user],
-            )
-            .await?;
-        Ok(row.map_or_else(LockState::default, |r| {
-            LockState::from_row(r.get(0), r.get(1), r.get(2), now)
-        }))
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError> {
+        in_tx!(self, tx, now, {
+            let row = self
+                .opt(
+                    &tx,
+                    "SELECT failures, locked_until, lockouts FROM smsotp.failures WHERE username = $1",
+                    &[&user],
+                )
+                .await?;
+            let lock = row.map_or_else(LockState::default, |r| {
+                LockState::from_row(r.get(0), r.get(1), r.get(2), now)
+            });
+            LockStatus { now, lock }
+        })
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
@@ -287,9 +293,8 @@ impl Store for PostgresStore {
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError> {
-        in_tx!(self, tx, {
+        in_tx!(self, tx, now, {
             self.run(
                 &tx,
                 "DELETE FROM smsotp.backup_codes WHERE username = $1",
@@ -318,13 +323,16 @@ impl Store for PostgresStore {
         Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError> {
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError> {
         if opted_out {
-            self.exec(
-                "INSERT INTO smsotp.opt_outs(username, at) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
-                &[&user, &now],
-            )
-            .await?;
+            in_tx!(self, tx, now, {
+                self.run(
+                    &tx,
+                    "INSERT INTO smsotp.opt_outs(username, at) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
+                    &[&user, &now],
+                )
+                .await?;
+            })?;
         } else {
             self.exec("DELETE FROM smsotp.opt_outs WHERE username = $1", &[&user])
                 .await?;

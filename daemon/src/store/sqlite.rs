@@ -94,7 +94,7 @@ impl SqliteStore {
         })
     }
 
-    /// The clock of the request-level calls (tests fix and move it).
+    /// The clock of every call (tests fix and move it).
     pub fn with_clock(mut self, clock: Clock) -> SqliteStore {
         self.clock = clock;
         self
@@ -132,17 +132,27 @@ impl SqliteStore {
         }
     }
 
-    /// [`run`](Self::run) inside one IMMEDIATE transaction, with the
-    /// store's time: committed if `f` succeeds, rolled back otherwise.
+    /// [`run`](Self::run) with the store's time, read on the thread as
+    /// the job starts.
+    async fn at<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        self.run(move |c| f(c, clock.host_now())).await
+    }
+
+    /// [`at`](Self::at) inside one IMMEDIATE transaction: committed if
+    /// `f` succeeds, rolled back otherwise.
     async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     {
-        let clock = self.clock.clone();
-        self.run(move |c| {
+        self.at(move |c, now| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx, clock.host_now())?;
+            let out = f(&tx, now)?;
             tx.commit()?;
             Ok(out)
         })
@@ -263,9 +273,9 @@ impl Store for SqliteStore {
         self.run(move |c| req::stored_mobile(c, &user)).await
     }
 
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError> {
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError> {
         let (user, e164) = (user.to_string(), e164.to_string());
-        self.run(move |c| {
+        self.at(move |c, now| {
             c.prepare_cached(
                 "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(user) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
@@ -290,18 +300,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
+        self.at(move |c, now| {
             let row: Option<(i64, i64, i64)> = c
                 .prepare_cached(
                     "SELECT failures, locked_until, lockouts FROM failures WHERE user = ?1",
                 )?
                 .query_row([&user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            Ok(row.map_or_else(LockState::default, |(f, until, n)| {
+            let lock = row.map_or_else(LockState::default, |(f, until, n)| {
                 LockState::from_row(f, until, n, now)
-            }))
+            });
+            Ok(LockStatus { now, lock })
         })
         .await
     }
@@ -324,10 +335,9 @@ impl Store for SqliteStore {
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError> {
         let user = user.to_string();
-        self.tx(move |c, _| {
+        self.tx(move |c, now| {
             c.prepare_cached("DELETE FROM backup_codes WHERE user = ?1")?
                 .execute([&user])?;
             let mut insert = c.prepare_cached(
@@ -346,9 +356,9 @@ impl Store for SqliteStore {
         self.run(move |c| req::backup_left(c, &user)).await
     }
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError> {
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
+        self.at(move |c, now| {
             if opted_out {
                 c.prepare_cached(
                     "INSERT INTO opt_outs(user, at) VALUES (?1, ?2) ON CONFLICT(user) DO NOTHING",

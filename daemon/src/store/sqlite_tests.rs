@@ -23,7 +23,6 @@ async fn state_survives_reopen() {
         s.replace_backup_codes(
             "a",
             vec![("ID1".into(), "h1".into()), ("ID2".into(), "h2".into())],
-            5,
         )
         .await
         .unwrap();
@@ -36,8 +35,8 @@ async fn state_survives_reopen() {
             grace: None,
         };
         assert!(s.backup_settle(matched).await.unwrap().spent);
-        s.set_mobile("a", "+15551234567", 5).await.unwrap();
-        s.set_opt_out("a", true, 5).await.unwrap();
+        s.set_mobile("a", "+15551234567").await.unwrap();
+        s.set_opt_out("a", true).await.unwrap();
     }
     let s = open(dir.path());
     assert_eq!(s.backup_codes_left("a").await.unwrap(), 1);
@@ -50,6 +49,31 @@ async fn state_survives_reopen() {
         s.backup_charge("a", "ID1", &lockout()).await.unwrap(),
         BackupCharge::Granted { hash: None }
     );
+}
+
+/// The admin calls stamp their rows on the store's clock, as the login's
+/// do (here a fixed one, far from the host's).
+#[tokio::test]
+async fn admin_writes_are_stamped_on_the_store_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).with_clock(Clock::fixed(1234));
+    s.set_mobile("a", "+15551234567").await.unwrap();
+    s.replace_backup_codes("a", vec![("ID1".into(), "h1".into())])
+        .await
+        .unwrap();
+    s.set_opt_out("a", true).await.unwrap();
+    let st = s.lock_state("a").await.unwrap();
+    assert_eq!((st.now, st.lock), (1234, LockState::default()));
+    drop(s);
+    let c = Connection::open(dir.path().join("state.db")).unwrap();
+    let stamps: (i64, i64, i64) = c
+        .query_row(
+            "SELECT m.updated_at, b.created_at, o.at FROM mobiles m, backup_codes b, opt_outs o",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(stamps, (1234, 1234, 1234));
 }
 
 #[tokio::test]
@@ -67,7 +91,7 @@ async fn a_version_1_store_keeps_its_lockout_and_gains_the_backup_budget() {
         .unwrap();
     }
     let s = open(dir.path()).with_clock(Clock::fixed(100));
-    let st = s.lock_state("a", 100).await.unwrap();
+    let st = s.lock_state("a").await.unwrap().lock;
     assert_eq!((st.locked_until, st.lockouts), (Some(500), 2));
     // The lock is told (once: migration 2's notice column starts unclaimed),
     // and the backup budget's table exists, empty.
@@ -141,7 +165,7 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     holder.execute_batch("ROLLBACK").unwrap();
     // The job that missed its deadline finishes on the thread first (it
     // charged the guess: fail-closed); then the store answers.
-    assert_eq!(s.lock_state("a", 10).await.unwrap().failures, 1);
+    assert_eq!(s.lock_state("a").await.unwrap().lock.failures, 1);
 }
 
 /// The default configuration.

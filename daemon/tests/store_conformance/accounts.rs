@@ -32,7 +32,7 @@ pub async fn an_enrolment_never_overwrites_a_number(p: &Pair) {
         Some("+15550000001")
     );
     // Root set a number meanwhile: refused, kept, and no grace stamp.
-    p.b.set_mobile("taken", "+15550000009", 1).await.unwrap();
+    p.b.set_mobile("taken", "+15550000009").await.unwrap();
     let g = p.b.guess(enrol("taken", "+15550000002", &l)).await.unwrap();
     assert_eq!(enrolled(&g), Some(false), "{g:?}");
     assert_eq!(
@@ -41,7 +41,7 @@ pub async fn an_enrolment_never_overwrites_a_number(p: &Pair) {
     );
     assert!(!in_grace(&*p.a, "taken", "ctx").await);
     // The admin may overwrite.
-    p.a.set_mobile("new", "+15550000004", 3).await.unwrap();
+    p.a.set_mobile("new", "+15550000004").await.unwrap();
     assert_eq!(
         p.b.mobile("new").await.unwrap().as_deref(),
         Some("+15550000004")
@@ -67,14 +67,13 @@ pub async fn racing_enrolments_store_one_number(p: &Pair) {
 }
 
 pub async fn remove_user_forgets_everything(p: &Pair) {
-    let now = p.now();
-    p.a.set_mobile("u", "+15551234567", now).await.unwrap();
-    p.a.set_opt_out("u", true, now).await.unwrap();
-    p.b.set_opt_out("u", true, now).await.unwrap(); // twice is once
+    p.a.set_mobile("u", "+15551234567").await.unwrap();
+    p.a.set_opt_out("u", true).await.unwrap();
+    p.b.set_opt_out("u", true).await.unwrap(); // twice is once
     one_backup_code(p, "u").await;
     assert!(is_judged(&guess(&*p.b, "u", true).await)); // a grace stamp
     assert_eq!(wrongs(p, "u", 1).await.failures, 1);
-    p.a.set_mobile("keep", "+15557654321", now).await.unwrap();
+    p.a.set_mobile("keep", "+15557654321").await.unwrap();
     assert!(p.b.opted_out("u").await.unwrap());
     assert!(in_grace(&*p.a, "u", TTY).await);
     assert!(p.b.remove_user("u").await.unwrap());
@@ -83,7 +82,7 @@ pub async fn remove_user_forgets_everything(p: &Pair) {
     assert!(p.a.mobile("u").await.unwrap().is_none());
     assert!(!p.a.opted_out("u").await.unwrap());
     assert!(!in_grace(&*p.b, "u", TTY).await);
-    let lock = p.a.lock_state("u", now).await.unwrap();
+    let lock = p.a.lock_state("u").await.unwrap().lock;
     assert_eq!(lock, LockState::default());
     assert_eq!(wrongs(p, "u", 1).await.failures, 1, "counted afresh");
     assert!(
@@ -91,9 +90,9 @@ pub async fn remove_user_forgets_everything(p: &Pair) {
         "another user kept"
     );
     // Opting back in.
-    p.a.set_opt_out("keep", true, now).await.unwrap();
+    p.a.set_opt_out("keep", true).await.unwrap();
     assert!(p.b.opted_out("keep").await.unwrap());
-    p.b.set_opt_out("keep", false, now).await.unwrap();
+    p.b.set_opt_out("keep", false).await.unwrap();
     assert!(!p.a.opted_out("keep").await.unwrap());
 }
 

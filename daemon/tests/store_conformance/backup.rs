@@ -10,7 +10,7 @@ use smsotpd::store::{BackupCharge, LockState};
 pub async fn backup_codes_spend_once(p: &Pair) {
     let l = lockout();
     let codes = vec![("ID1".into(), "h1".into()), ("ID2".into(), "h2".into())];
-    p.a.replace_backup_codes("u", codes, p.now()).await.unwrap();
+    p.a.replace_backup_codes("u", codes).await.unwrap();
     let hash = |h: Option<&str>| BackupCharge::Granted {
         hash: h.map(str::to_string),
     };
@@ -36,7 +36,7 @@ pub async fn backup_codes_spend_once(p: &Pair) {
     assert_eq!(p.a.backup_charge("u", "ID1", &l).await.unwrap(), hash(None));
     assert_eq!(p.b.backup_codes_left("u").await.unwrap(), 1);
     // A new set replaces the old one whole.
-    p.b.replace_backup_codes("u", vec![("ID3".into(), "h3".into())], p.now())
+    p.b.replace_backup_codes("u", vec![("ID3".into(), "h3".into())])
         .await
         .unwrap();
     assert_eq!(p.a.backup_charge("u", "ID2", &l).await.unwrap(), hash(None));
@@ -81,7 +81,7 @@ pub async fn backup_guesses_have_their_own_budget(p: &Pair) {
     };
     assert_eq!(look("u").on(&*p.b).await.backup_locked_until, Some(until));
     assert_eq!(look("v").on(&*p.b).await.backup_locked_until, None);
-    let sms = p.b.lock_state("u", p.now()).await.unwrap();
+    let sms = p.b.lock_state("u").await.unwrap().lock;
     assert_eq!(sms.locked_until, Some(t0 + 60), "SMS lock unchanged");
     // And back: once the SMS lock ends, SMS guesses are judged while
     // backup codes stay locked.
@@ -93,7 +93,7 @@ pub async fn backup_guesses_have_their_own_budget(p: &Pair) {
         p.a.backup_charge("u", "ID1", &l).await.unwrap(),
         BackupCharge::Granted { .. }
     ));
-    let sms = p.a.lock_state("u", p.now()).await.unwrap();
+    let sms = p.a.lock_state("u").await.unwrap().lock;
     assert_eq!(sms, LockState::default());
 }
 

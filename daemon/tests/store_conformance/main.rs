@@ -175,11 +175,13 @@ mod postgres {
         assert_eq!(s.mobile("a").await.unwrap(), None);
     }
 
-    /// With the system clock, PostgreSQL's request-level calls measure on
-    /// the database's `now()`: the time a guess reports and the lock it
-    /// sets come from the server, read between two `now()` of psql.
-    /// (Here both clocks are one machine's; the proof that a host's skew
-    /// cannot count is that no host time enters the transaction at all.)
+    /// With the system clock, PostgreSQL's calls measure on the database's
+    /// `now()`: the time a guess reports and the lock it sets come from
+    /// the server, read between two `now()` of psql, and so do the time
+    /// an admin's status reads that lock at and the stamp of a number the
+    /// admin sets. (Here both clocks are one machine's; the proof that a
+    /// host's skew cannot count is that no host time enters the
+    /// transaction at all.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_database_clock_is_what_counts() {
         use smsotpd::store::Guess;
@@ -205,6 +207,20 @@ mod postgres {
         };
         assert!((before..=after).contains(&now), "{before} {now} {after}");
         assert_eq!(lock.locked_until, Some(now + 60));
+        s.set_mobile("u", "+15551234567").await.unwrap();
+        let status = s.lock_state("u").await.unwrap();
+        let (stamped, last): (i64, i64) = (
+            pg.psql(db, "SELECT updated_at FROM smsotp.mobiles")
+                .parse()
+                .unwrap(),
+            db_now(),
+        );
+        assert!(
+            now <= stamped && stamped <= status.now && status.now <= last,
+            "{now} {stamped} {} {last}",
+            status.now
+        );
+        assert_eq!(status.lock, lock);
     }
 
     /// A database that holds the rows a login needs (here another session
@@ -300,7 +316,7 @@ mod postgres {
             async move { PostgresStore::open(&cfg).await }
         };
         let s = open(good.pem(), "good.pem").await.unwrap();
-        s.set_mobile("a", "+15551234567", 1).await.unwrap();
+        s.set_mobile("a", "+15551234567").await.unwrap();
         let e = match open(other.pem(), "other.pem").await {
             Ok(_) => panic!("a server signed by another CA was trusted"),
             Err(e) => e.to_string(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub async fn a_begin_skips_or_sends_in_one_call(p: &Pair) {
     let b = budget(2, 100, GlobalScope::Host);
-    p.a.set_mobile("u", "+15551234567", 1).await.unwrap();
+    p.a.set_mobile("u", "+15551234567").await.unwrap();
     // A success in the grace context, 10 s ago.
     assert!(is_judged(&guess(&*p.b, "u", true).await));
     p.clock.advance(10);
@@ -23,7 +23,7 @@ pub async fn a_begin_skips_or_sends_in_one_call(p: &Pair) {
     assert_eq!(out.send, Some(SendDecision::Allowed));
     assert_eq!(out.stored, Mobile::parse("+15551234567").ok());
     // An opt-out that counts skips, and reserves nothing.
-    p.b.set_opt_out("u", true, 1).await.unwrap();
+    p.b.set_opt_out("u", true).await.unwrap();
     let opted = Begin {
         opt_out_counts: true,
         ..Begin::new("u", &b)
@@ -65,7 +65,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
         cooldown: Duration::from_secs(30),
     };
     for (i, user) in ["a", "b", "c", "d"].iter().enumerate() {
-        p.a.set_mobile(user, &format!("+1555123000{i}"), 1)
+        p.a.set_mobile(user, &format!("+1555123000{i}"))
             .await
             .unwrap();
     }
@@ -132,7 +132,7 @@ pub async fn send_budgets_and_cooldown(p: &Pair) {
 }
 
 pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
-    p.a.set_mobile("u", "+15551234567", 1).await.unwrap();
+    p.a.set_mobile("u", "+15551234567").await.unwrap();
     let b = Arc::new(budget(4, 100, GlobalScope::Fleet));
     let out = race(p, 30, |s, _| {
         let b = Arc::clone(&b);
@@ -148,9 +148,7 @@ pub async fn racing_sends_get_exactly_the_budget(p: &Pair) {
 
 pub async fn the_global_budget_counts_per_host_or_per_fleet(p: &Pair) {
     for (i, u) in ["u1", "u2", "u3", "u4"].iter().enumerate() {
-        p.a.set_mobile(u, &format!("+1555123000{i}"), 1)
-            .await
-            .unwrap();
+        p.a.set_mobile(u, &format!("+1555123000{i}")).await.unwrap();
     }
     let host = budget(10, 2, GlobalScope::Host);
     let fleet = budget(10, 2, GlobalScope::Fleet);
