@@ -11,7 +11,7 @@ use crate::reply::store_failed as internal;
 use crate::send::{deliver, Failure};
 use crate::state::{Runtime, State};
 use crate::stepup::{self, Action};
-use crate::store::unix_now;
+use crate::store::LockStatus;
 use smsotp_config::{Mobile, StoreBackend};
 use smsotp_proto::{ErrorKind, Request, Response, Secret, StoreKind, UserStatus};
 use std::sync::Arc;
@@ -82,11 +82,11 @@ pub async fn handle(state: &Arc<State>, peer: Peer, req: Request) -> Response {
 
 async fn status(state: &State, rt: &Runtime, peer: Peer, user: &str) -> Result<Response, Response> {
     self_or_root(peer, user).await?;
-    let now = unix_now();
     let (mobile, mobile_source) = crate::numbers::describe(state, rt, user)
         .await
         .map_err(internal)?;
-    let lock = state.store.lock_state(user, now).await.map_err(internal)?;
+    // The rest of the lock on the store's clock, the one the login judges.
+    let LockStatus { now, lock } = state.store.lock_state(user).await.map_err(internal)?;
     Ok(Response::Status(UserStatus {
         user: user.to_string(),
         mobile,
@@ -135,7 +135,7 @@ async fn set_mobile(
     }
     state
         .store
-        .set_mobile(user, mobile.e164(), unix_now())
+        .set_mobile(user, mobile.e164())
         .await
         .map_err(internal)?;
     info!(event = "mobile_set", user, to = %rt.log_mobile(&mobile), peer_uid = peer.uid, "number stored by admin");
@@ -238,7 +238,7 @@ async fn backup_codes(
         .collect();
     state
         .store
-        .replace_backup_codes(user, pairs, unix_now())
+        .replace_backup_codes(user, pairs)
         .await
         .map_err(internal)?;
     info!(
@@ -303,7 +303,7 @@ async fn opt_out(
     };
     state
         .store
-        .set_opt_out(user, opted_out, unix_now())
+        .set_opt_out(user, opted_out)
         .await
         .map_err(internal)?;
     info!(

@@ -165,10 +165,7 @@ async fn a_backup_code_logs_in_through_two_store_requests_and_once_only() {
         .map(|c| (c.id.clone(), c.hash.clone()))
         .collect();
     use smsotpd::store::Store;
-    f.store
-        .replace_backup_codes("root", pairs, START)
-        .await
-        .unwrap();
+    f.store.replace_backup_codes("root", pairs).await.unwrap();
     let (login, _) = f.begin().await;
     let mut login = login.unwrap();
     let before = f.store.requests();

@@ -112,38 +112,23 @@ pub(super) fn judge(
     }
 }
 
-/// When the budget's lock ends, if it is locked at `now`.
-pub(super) fn locked_until(
+/// When the backup-code lock ends, if it is locked at `now`.
+pub(super) fn backup_locked_until(
     c: &Connection,
-    budget: Budget,
     user: &str,
     now: i64,
 ) -> rusqlite::Result<Option<i64>> {
-    let sql = match budget {
-        Budget::Sms => "SELECT locked_until FROM failures WHERE user = ?1",
-        Budget::Backup => "SELECT locked_until FROM backup_failures WHERE user = ?1",
-    };
     let until: Option<i64> = c
-        .prepare_cached(sql)?
+        .prepare_cached("SELECT locked_until FROM backup_failures WHERE user = ?1")?
         .query_row([user], |r| r.get(0))
         .optional()?;
     Ok(until.filter(|u| *u > now))
 }
 
-/// Claims the notice for the current lockout of SMS codes: the end of the
-/// lock for the one caller that gets to tell the user, `None` for every
-/// other (and when nothing is locked). A conditional UPDATE, so two
-/// sessions that see the same lock cannot both send.
-pub(super) fn claim_lock_notice(
-    c: &Connection,
-    user: &str,
-    now: i64,
-) -> rusqlite::Result<Option<i64>> {
-    c.prepare_cached(
-        "UPDATE failures SET notified_until = locked_until
-         WHERE user = ?1 AND locked_until > ?2 AND notified_until <> locked_until
-         RETURNING locked_until",
-    )?
-    .query_row(params![user, now], |r| r.get(0))
-    .optional()
+/// Records that the current lockout of SMS codes was told, inside the
+/// transaction that read it unclaimed (so no other request can claim it).
+pub(super) fn claim_lock_notice(c: &Connection, user: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("UPDATE failures SET notified_until = locked_until WHERE user = ?1")?
+        .execute([user])
+        .map(|_| ())
 }

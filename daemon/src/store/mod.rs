@@ -6,9 +6,10 @@
 //! request is one call and one transaction ([`Store::challenge`],
 //! [`Store::guess`]; a backup code two); the per-call methods serve admin
 //! requests. Times are Unix seconds: these records outlive the process,
-//! so the monotonic clock cannot serve. The request-level calls take them
-//! from the store's [`Clock`] (PostgreSQL's `now()` for a fleet); the
-//! per-call ones from their caller.
+//! so the monotonic clock cannot serve. Every call takes them from the
+//! store's [`Clock`] (PostgreSQL's `now()` for a fleet, the host's for
+//! SQLite), never from its caller, so `smsotpctl status` judges a lock on
+//! the clock the login judged it on.
 
 pub mod copy;
 mod guesses;
@@ -26,7 +27,6 @@ pub use postgres::PostgresStore;
 pub use request::*;
 pub use sqlite::SqliteStore;
 
-pub use crate::rules::lockout::Budget;
 use crate::rules::lockout::{Charge, Counter};
 use async_trait::async_trait;
 use smsotp_config::{Lockout, Resend, SendBudget, StoreBackend, StoreConfig};
@@ -38,9 +38,9 @@ pub enum StoreError {
     Backend { path: String, message: String },
 }
 
-/// Whether a guess may be checked.
+/// Whether a guess may be checked (the backends' charge of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Attempt {
+enum Attempt {
     Granted,
     /// Locked, or the budget of the window is used up by guesses still in
     /// flight. `until` is when guessing may resume.
@@ -70,6 +70,13 @@ pub struct LockState {
     pub locked_until: Option<i64>,
     pub failures: u32,
     pub lockouts: u32,
+}
+
+/// [`Store::lock_state`]: the lock and the store's time it was read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockStatus {
+    pub now: i64,
+    pub lock: LockState,
 }
 
 /// What a send is checked against.
@@ -112,78 +119,26 @@ pub trait Store: Send + Sync {
 
     /// A number enrolled at login or set by the admin.
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError>;
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError>;
-    /// Stores a number only if the user has none yet, atomically: an
-    /// enrolment must never overwrite a number the admin set meanwhile.
-    /// True if this call stored it.
-    async fn add_mobile_if_none(
-        &self,
-        user: &str,
-        e164: &str,
-        now: i64,
-    ) -> Result<bool, StoreError>;
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError>;
     /// Forgets everything about the user. True if anything was stored.
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError>;
 
-    /// Charges one guess to the user's `budget` before it is checked, in
-    /// one transaction, so concurrent sessions on any number of
-    /// connections cannot get more guesses than the budget between them.
-    /// SMS-code guesses and backup-code guesses have budgets of their own
-    /// (`max_failures` per `window_seconds`; `backup_max_failures` per
-    /// `backup_window_seconds`): neither ever spends the other.
-    async fn begin_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError>;
-    /// The outcome of a granted guess: right clears the count; wrong at
-    /// the budget locks (for SMS codes each lockout `ratio` times longer
-    /// than the last).
-    async fn finish_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError>;
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError>;
-    /// When the backup-code lock ends, if backup codes are locked.
-    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError>;
-    /// The end of the current lockout of SMS codes for exactly one caller
-    /// per lockout (the one that tells the user), `None` for the others.
-    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError>;
+    /// The SMS lock as of the store's time, which `smsotpctl status`
+    /// counts the rest of the lock from.
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError>;
     /// Lifts a lockout and clears counters. True if there was anything to clear.
     async fn unlock(&self, user: &str) -> Result<bool, StoreError>;
-
-    /// Checks every send budget and records the send, atomically.
-    async fn reserve_send(
-        &self,
-        req: SendRequest<'_>,
-        now: i64,
-    ) -> Result<SendDecision, StoreError>;
 
     /// Replaces the user's backup codes with `(id, argon2 PHC hash)` pairs.
     async fn replace_backup_codes(
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError>;
-    /// The hash of an unused backup code.
-    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError>;
-    /// Marks a code used. True only for the one caller that spent it.
-    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError>;
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError>;
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError>;
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError>;
     async fn opted_out(&self, user: &str) -> Result<bool, StoreError>;
-
-    /// Grace period bookkeeping: the last success per (user, context).
-    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError>;
-    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError>;
 }
 
 /// Opens the configured backend: the SQLite file, or PostgreSQL (which it
@@ -226,8 +181,9 @@ impl LockState {
     }
 }
 
-/// Seconds since the epoch, for durable records.
-pub fn unix_now() -> i64 {
+/// Seconds since the epoch, for durable records: the host's time of a
+/// system [`Clock`].
+fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

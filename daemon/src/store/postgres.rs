@@ -7,14 +7,13 @@
 //! the whole send log for the budgets), runs [`crate::rules`] on them and
 //! writes the result. Read-committed isolation suffices because every
 //! read-modify-write holds its row lock until commit. The request-level
-//! calls (one transaction per login request, in `pg_requests`) measure
-//! time on the database's clock; every request has a deadline
-//! (`[store] timeout_seconds`), so a hung database fails a login instead
-//! of holding it.
+//! calls (one transaction per login request, in `pg_requests`) and the
+//! admin calls that read or stamp a time measure it on the database's
+//! clock; every request has a deadline (`[store] timeout_seconds`), so a
+//! hung database fails a login instead of holding it.
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, MIGRATION_LOCK, SCHEMA};
-use super::sends::OwnedSend;
 use super::*;
 use crate::rules::lockout::Budget;
 use deadpool_postgres::{Object, Pool};
@@ -69,7 +68,7 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// The clock of the request-level calls (tests fix and move it).
+    /// The clock of every call (tests fix and move it).
     pub fn with_clock(mut self, clock: Clock) -> PostgresStore {
         self.clock = clock;
         self
@@ -230,30 +229,16 @@ impl Store for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO smsotp.mobiles(username, e164, updated_at) VALUES ($1, $2, $3)
-             ON CONFLICT (username) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
-            &[&user, &e164, &now],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn add_mobile_if_none(
-        &self,
-        user: &str,
-        e164: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError> {
+        in_tx!(self, tx, now, {
+            self.run(
+                &tx,
                 "INSERT INTO smsotp.mobiles(username, e164, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (username) DO NOTHING",
+                 ON CONFLICT (username) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
                 &[&user, &e164, &now],
             )
             .await?;
-        Ok(n == 1)
+        })
     }
 
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
@@ -272,68 +257,20 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn begin_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        in_tx!(self, tx, {
-            match self.charge_in(&tx, budget, user, now, l).await? {
-                Ok(()) => Attempt::Granted,
-                Err(until) => Attempt::Locked { until },
-            }
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError> {
+        in_tx!(self, tx, now, {
+            let row = self
+                .opt(
+                    &tx,
+                    "SELECT failures, locked_until, lockouts FROM smsotp.failures WHERE username = $1",
+                    &[&user],
+                )
+                .await?;
+            let lock = row.map_or_else(LockState::default, |r| {
+                LockState::from_row(r.get(0), r.get(1), r.get(2), now)
+            });
+            LockStatus { now, lock }
         })
-    }
-
-    async fn finish_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        l: &Lockout,
-    ) -> Result<(), StoreError> {
-        in_tx!(self, tx, {
-            self.judge_in(&tx, budget, user, right, now, l).await?;
-        })
-    }
-
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
-        let row = self
-            .one(
-                "SELECT failures, locked_until, lockouts FROM smsotp.failures WHERE username = $1",
-                &[&user],
-            )
-            .await?;
-        Ok(row.map_or_else(LockState::default, |r| {
-            LockState::from_row(r.get(0), r.get(1), r.get(2), now)
-        }))
-    }
-
-    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .one(
-                "SELECT locked_until FROM smsotp.backup_failures WHERE username = $1",
-                &[&user],
-            )
-            .await?;
-        Ok(row.map(|r| r.get::<_, i64>(0)).filter(|u| *u > now))
-    }
-
-    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        // One conditional UPDATE: PostgreSQL re-checks the condition on
-        // the row a concurrent claim just changed, so only one wins.
-        let row = self
-            .one(
-                "UPDATE smsotp.failures SET notified_until = locked_until
-                 WHERE username = $1 AND locked_until > $2 AND notified_until <> locked_until
-                 RETURNING locked_until",
-                &[&user, &now],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
     }
 
     async fn unlock(&self, user: &str) -> Result<bool, StoreError> {
@@ -352,22 +289,12 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn reserve_send(
-        &self,
-        req: SendRequest<'_>,
-        now: i64,
-    ) -> Result<SendDecision, StoreError> {
-        let send = OwnedSend::new(&req);
-        in_tx!(self, tx, self.reserve_in(&tx, &send, now).await?)
-    }
-
     async fn replace_backup_codes(
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError> {
-        in_tx!(self, tx, {
+        in_tx!(self, tx, now, {
             self.run(
                 &tx,
                 "DELETE FROM smsotp.backup_codes WHERE username = $1",
@@ -385,26 +312,6 @@ impl Store for PostgresStore {
         })
     }
 
-    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let row = self
-            .one(
-                "SELECT hash FROM smsotp.backup_codes WHERE username = $1 AND id = $2 AND used_at IS NULL",
-                &[&user, &id],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError> {
-        let n = self
-            .exec(
-                "UPDATE smsotp.backup_codes SET used_at = $3 WHERE username = $1 AND id = $2 AND used_at IS NULL",
-                &[&user, &id, &now],
-            )
-            .await?;
-        Ok(n == 1)
-    }
-
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         let row = self
             .one(
@@ -416,13 +323,16 @@ impl Store for PostgresStore {
         Ok(n.clamp(0, i64::from(u32::MAX)) as u32)
     }
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError> {
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError> {
         if opted_out {
-            self.exec(
-                "INSERT INTO smsotp.opt_outs(username, at) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
-                &[&user, &now],
-            )
-            .await?;
+            in_tx!(self, tx, now, {
+                self.run(
+                    &tx,
+                    "INSERT INTO smsotp.opt_outs(username, at) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING",
+                    &[&user, &now],
+                )
+                .await?;
+            })?;
         } else {
             self.exec("DELETE FROM smsotp.opt_outs WHERE username = $1", &[&user])
                 .await?;
@@ -438,25 +348,5 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(row.is_some())
-    }
-
-    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError> {
-        self.exec(
-            "INSERT INTO smsotp.successes(username, context, at) VALUES ($1, $2, $3)
-             ON CONFLICT (username, context) DO UPDATE SET at = excluded.at",
-            &[&user, &context, &now],
-        )
-        .await
-        .map(|_| ())
-    }
-
-    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError> {
-        let row = self
-            .one(
-                "SELECT at FROM smsotp.successes WHERE username = $1 AND context = $2",
-                &[&user, &context],
-            )
-            .await?;
-        Ok(row.map(|r| r.get(0)))
     }
 }

@@ -9,11 +9,11 @@ use smsotp_config::{Lockout, Mobile};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
-/// Where a store's request-level calls take their `now` from. `System`:
-/// PostgreSQL's `now()` inside the transaction (so every host of a fleet
-/// measures windows on one clock, and a host's skew cannot stretch a
-/// lockout or a budget), the host's clock for SQLite. `fixed`: a time the
-/// tests set and advance.
+/// Where a store's calls (request-level and admin alike) take their `now`
+/// from. `System`: PostgreSQL's `now()` inside the transaction (so every
+/// host of a fleet measures windows on one clock, and a host's skew cannot
+/// stretch a lockout or a budget), the host's clock for SQLite. `fixed`: a
+/// time the tests set and advance.
 #[derive(Debug, Clone, Default)]
 pub struct Clock(Option<Arc<AtomicI64>>);
 

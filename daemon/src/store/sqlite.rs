@@ -10,11 +10,9 @@
 //! request instead of a trip through tokio's blocking pool per call. Each
 //! request has a deadline (`[store] timeout_seconds`).
 
-use super::guesses;
 use super::sends::OwnedSend;
 use super::sqlite_requests::{self as req, ChallengeJob, GuessJob};
 use super::*;
-use crate::rules::lockout::Budget;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use smsotp_config::{Mobile, StoreConfig, StoreSync};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -96,7 +94,7 @@ impl SqliteStore {
         })
     }
 
-    /// The clock of the request-level calls (tests fix and move it).
+    /// The clock of every call (tests fix and move it).
     pub fn with_clock(mut self, clock: Clock) -> SqliteStore {
         self.clock = clock;
         self
@@ -134,17 +132,27 @@ impl SqliteStore {
         }
     }
 
-    /// [`run`](Self::run) inside one IMMEDIATE transaction, with the
-    /// store's time: committed if `f` succeeds, rolled back otherwise.
+    /// [`run`](Self::run) with the store's time, read on the thread as
+    /// the job starts.
+    async fn at<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let clock = self.clock.clone();
+        self.run(move |c| f(c, clock.host_now())).await
+    }
+
+    /// [`at`](Self::at) inside one IMMEDIATE transaction: committed if
+    /// `f` succeeds, rolled back otherwise.
     async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     {
-        let clock = self.clock.clone();
-        self.run(move |c| {
+        self.at(move |c, now| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let out = f(&tx, clock.host_now())?;
+            let out = f(&tx, now)?;
             tx.commit()?;
             Ok(out)
         })
@@ -257,17 +265,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    // The per-call methods below serve the admin requests and step-up
-    // codes: one job (and at most one transaction) each.
+    // The per-call methods below serve the admin requests: one job (and
+    // at most one transaction) each.
 
     async fn mobile(&self, user: &str) -> Result<Option<String>, StoreError> {
         let user = user.to_string();
         self.run(move |c| req::stored_mobile(c, &user)).await
     }
 
-    async fn set_mobile(&self, user: &str, e164: &str, now: i64) -> Result<(), StoreError> {
+    async fn set_mobile(&self, user: &str, e164: &str) -> Result<(), StoreError> {
         let (user, e164) = (user.to_string(), e164.to_string());
-        self.run(move |c| {
+        self.at(move |c, now| {
             c.prepare_cached(
                 "INSERT INTO mobiles(user, e164, updated_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT(user) DO UPDATE SET e164 = excluded.e164, updated_at = excluded.updated_at",
@@ -276,17 +284,6 @@ impl Store for SqliteStore {
             .map(|_| ())
         })
         .await
-    }
-
-    async fn add_mobile_if_none(
-        &self,
-        user: &str,
-        e164: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let (user, e164) = (user.to_string(), e164.to_string());
-        self.run(move |c| req::add_mobile_if_none(c, &user, &e164, now))
-            .await
     }
 
     async fn remove_user(&self, user: &str) -> Result<bool, StoreError> {
@@ -303,55 +300,19 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn begin_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<Attempt, StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.tx(move |c, _| guesses::charge(c, budget, &user, now, &lockout))
-            .await
-    }
-
-    async fn finish_attempt(
-        &self,
-        budget: Budget,
-        user: &str,
-        right: bool,
-        now: i64,
-        lockout: &Lockout,
-    ) -> Result<(), StoreError> {
-        let (user, lockout) = (user.to_string(), *lockout);
-        self.tx(move |c, _| guesses::judge(c, budget, &user, right, now, &lockout).map(|_| ()))
-            .await
-    }
-
-    async fn backup_locked_until(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
+    async fn lock_state(&self, user: &str) -> Result<LockStatus, StoreError> {
         let user = user.to_string();
-        self.run(move |c| guesses::locked_until(c, Budget::Backup, &user, now))
-            .await
-    }
-
-    async fn claim_lock_notice(&self, user: &str, now: i64) -> Result<Option<i64>, StoreError> {
-        let user = user.to_string();
-        self.run(move |c| guesses::claim_lock_notice(c, &user, now))
-            .await
-    }
-
-    async fn lock_state(&self, user: &str, now: i64) -> Result<LockState, StoreError> {
-        let user = user.to_string();
-        self.run(move |c| {
+        self.at(move |c, now| {
             let row: Option<(i64, i64, i64)> = c
                 .prepare_cached(
                     "SELECT failures, locked_until, lockouts FROM failures WHERE user = ?1",
                 )?
                 .query_row([&user], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            Ok(row.map_or_else(LockState::default, |(f, until, n)| {
+            let lock = row.map_or_else(LockState::default, |(f, until, n)| {
                 LockState::from_row(f, until, n, now)
-            }))
+            });
+            Ok(LockStatus { now, lock })
         })
         .await
     }
@@ -370,19 +331,13 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn reserve_send(&self, r: SendRequest<'_>, now: i64) -> Result<SendDecision, StoreError> {
-        let send = OwnedSend::new(&r);
-        self.tx(move |c, _| req::reserve(c, &send, now)).await
-    }
-
     async fn replace_backup_codes(
         &self,
         user: &str,
         codes: Vec<(String, String)>,
-        now: i64,
     ) -> Result<(), StoreError> {
         let user = user.to_string();
-        self.tx(move |c, _| {
+        self.tx(move |c, now| {
             c.prepare_cached("DELETE FROM backup_codes WHERE user = ?1")?
                 .execute([&user])?;
             let mut insert = c.prepare_cached(
@@ -396,39 +351,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn backup_code_hash(&self, user: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let (user, id) = (user.to_string(), id.to_string());
-        self.run(move |c| {
-            c.prepare_cached(
-                "SELECT hash FROM backup_codes WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-            )?
-            .query_row([user, id], |r| r.get(0))
-            .optional()
-        })
-        .await
-    }
-
-    async fn spend_backup_code(&self, user: &str, id: &str, now: i64) -> Result<bool, StoreError> {
-        let (user, id) = (user.to_string(), id.to_string());
-        self.run(move |c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE backup_codes SET used_at = ?3 WHERE user = ?1 AND id = ?2 AND used_at IS NULL",
-                )?
-                .execute(params![user, id, now])?;
-            Ok(n == 1)
-        })
-        .await
-    }
-
     async fn backup_codes_left(&self, user: &str) -> Result<u32, StoreError> {
         let user = user.to_string();
         self.run(move |c| req::backup_left(c, &user)).await
     }
 
-    async fn set_opt_out(&self, user: &str, opted_out: bool, now: i64) -> Result<(), StoreError> {
+    async fn set_opt_out(&self, user: &str, opted_out: bool) -> Result<(), StoreError> {
         let user = user.to_string();
-        self.run(move |c| {
+        self.at(move |c, now| {
             if opted_out {
                 c.prepare_cached(
                     "INSERT INTO opt_outs(user, at) VALUES (?1, ?2) ON CONFLICT(user) DO NOTHING",
@@ -450,21 +380,6 @@ impl Store for SqliteStore {
                 .query_row([user], |_| Ok(()))
                 .optional()
                 .map(|r| r.is_some())
-        })
-        .await
-    }
-
-    async fn record_success(&self, user: &str, context: &str, now: i64) -> Result<(), StoreError> {
-        let (user, context) = (user.to_string(), context.to_string());
-        self.run(move |c| req::stamp(c, &user, &context, now)).await
-    }
-
-    async fn last_success(&self, user: &str, context: &str) -> Result<Option<i64>, StoreError> {
-        let (user, context) = (user.to_string(), context.to_string());
-        self.run(move |c| {
-            c.prepare_cached("SELECT at FROM successes WHERE user = ?1 AND context = ?2")?
-                .query_row([user, context], |r| r.get(0))
-                .optional()
         })
         .await
     }

@@ -4,8 +4,9 @@
 //! is prepared once per connection.
 
 use super::sends::{self, OwnedSend};
-use super::{guesses, Attempt, Budget, LockState, OwnedNumber, SendDecision, SendKind};
+use super::{guesses, Attempt, LockState, OwnedNumber, SendDecision, SendKind};
 use crate::rules::challenge::{self, Ask, Facts, Step};
+use crate::rules::lockout::Budget;
 use crate::rules::send;
 use rusqlite::{params, Connection, OptionalExtension};
 use smsotp_config::{Lockout, Mobile};
@@ -147,14 +148,14 @@ pub(super) fn challenge(
     let (backup_left, backup_locked_until) = if q.backup_counts {
         (
             backup_left(c, user)?,
-            guesses::locked_until(c, Budget::Backup, user, now)?,
+            guesses::backup_locked_until(c, user, now)?,
         )
     } else {
         (0, None)
     };
     let send = match step {
         Step::Locked { notify: true, .. } => {
-            guesses::claim_lock_notice(c, user, now)?;
+            guesses::claim_lock_notice(c, user)?;
             None
         }
         Step::Send | Step::NoNumber { send: true } if q.reserve => Some(reserve(c, &q.send, now)?),

@@ -3,6 +3,7 @@
 //! checked by daemon/tests/store_conformance, against SQLite too.
 
 use super::*;
+use crate::rules::challenge::Step;
 
 fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(&StoreConfig {
@@ -22,13 +23,20 @@ async fn state_survives_reopen() {
         s.replace_backup_codes(
             "a",
             vec![("ID1".into(), "h1".into()), ("ID2".into(), "h2".into())],
-            5,
         )
         .await
         .unwrap();
-        assert!(s.spend_backup_code("a", "ID1", 6).await.unwrap());
-        s.set_mobile("a", "+15551234567", 5).await.unwrap();
-        s.set_opt_out("a", true, 5).await.unwrap();
+        let l = lockout();
+        let matched = BackupSettle {
+            user: "a",
+            id: "ID1",
+            lockout: &l,
+            matched: true,
+            grace: None,
+        };
+        assert!(s.backup_settle(matched).await.unwrap().spent);
+        s.set_mobile("a", "+15551234567").await.unwrap();
+        s.set_opt_out("a", true).await.unwrap();
     }
     let s = open(dir.path());
     assert_eq!(s.backup_codes_left("a").await.unwrap(), 1);
@@ -37,7 +45,35 @@ async fn state_survives_reopen() {
         Some("+15551234567")
     );
     assert!(s.opted_out("a").await.unwrap());
-    assert!(s.backup_code_hash("a", "ID1").await.unwrap().is_none());
+    assert_eq!(
+        s.backup_charge("a", "ID1", &lockout()).await.unwrap(),
+        BackupCharge::Granted { hash: None }
+    );
+}
+
+/// The admin calls stamp their rows on the store's clock, as the login's
+/// do (here a fixed one, far from the host's).
+#[tokio::test]
+async fn admin_writes_are_stamped_on_the_store_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path()).with_clock(Clock::fixed(1234));
+    s.set_mobile("a", "+15551234567").await.unwrap();
+    s.replace_backup_codes("a", vec![("ID1".into(), "h1".into())])
+        .await
+        .unwrap();
+    s.set_opt_out("a", true).await.unwrap();
+    let st = s.lock_state("a").await.unwrap();
+    assert_eq!((st.now, st.lock), (1234, LockState::default()));
+    drop(s);
+    let c = Connection::open(dir.path().join("state.db")).unwrap();
+    let stamps: (i64, i64, i64) = c
+        .query_row(
+            "SELECT m.updated_at, b.created_at, o.at FROM mobiles m, backup_codes b, opt_outs o",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(stamps, (1234, 1234, 1234));
 }
 
 #[tokio::test]
@@ -54,12 +90,33 @@ async fn a_version_1_store_keeps_its_lockout_and_gains_the_backup_budget() {
         )
         .unwrap();
     }
-    let s = open(dir.path());
-    let st = s.lock_state("a", 100).await.unwrap();
+    let s = open(dir.path()).with_clock(Clock::fixed(100));
+    let st = s.lock_state("a").await.unwrap().lock;
     assert_eq!((st.locked_until, st.lockouts), (Some(500), 2));
-    assert_eq!(s.claim_lock_notice("a", 100).await.unwrap(), Some(500));
-    // The backup budget's table exists (migration 2 ran), empty.
-    assert_eq!(s.backup_locked_until("a", 100).await.unwrap(), None);
+    // The lock is told (once: migration 2's notice column starts unclaimed),
+    // and the backup budget's table exists, empty.
+    let (m, cfg) = (Mobile::parse("+15551234567").unwrap(), defaults());
+    let begin = || ChallengeQuery {
+        grace: None,
+        opt_out_counts: false,
+        number: Number::Given(&m),
+        backup_counts: true,
+        send_without_number: false,
+        reserve: false,
+        notice: true,
+        send: SendRequest {
+            user: "a",
+            rhost: None,
+            host: "h",
+            kind: SendKind::First,
+            budget: &cfg.send_budget,
+            resend: &cfg.resend,
+        },
+    };
+    let first = s.challenge(begin()).await.unwrap();
+    let step = |notify| Step::Locked { until: 500, notify };
+    assert_eq!((first.step, first.backup_locked_until), (step(true), None));
+    assert_eq!(s.challenge(begin()).await.unwrap().step, step(false));
 }
 
 #[tokio::test]
@@ -92,10 +149,15 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     let holder = Connection::open(&path).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let started = std::time::Instant::now();
-    let e = s
-        .begin_attempt(Budget::Sms, "a", 10, &lockout())
-        .await
-        .unwrap_err();
+    let l = lockout();
+    let wrong = GuessQuery {
+        user: "a",
+        lockout: &l,
+        right: false,
+        grace: None,
+        enrol: None,
+    };
+    let e = s.guess(wrong).await.unwrap_err();
     let took = started.elapsed();
     assert!(e.to_string().contains("no answer within 1 s"), "{e}");
     // The deadline, not SQLite's 5 s busy wait, ended it.
@@ -103,14 +165,16 @@ async fn a_request_that_cannot_get_the_store_fails_at_its_deadline() {
     holder.execute_batch("ROLLBACK").unwrap();
     // The job that missed its deadline finishes on the thread first (it
     // charged the guess: fail-closed); then the store answers.
-    assert_eq!(s.lock_state("a", 10).await.unwrap().failures, 1);
+    assert_eq!(s.lock_state("a").await.unwrap().lock.failures, 1);
 }
 
-/// The default lockout policy.
+/// The default configuration.
+fn defaults() -> smsotp_config::DaemonConfig {
+    smsotp_config::parse(Path::new("x.toml"), "").unwrap()
+}
+
 fn lockout() -> Lockout {
-    smsotp_config::parse(Path::new("x.toml"), "")
-        .unwrap()
-        .lockout
+    defaults().lockout
 }
 
 /// Migration 4 turns the last hour of the send log into per-minute counts:

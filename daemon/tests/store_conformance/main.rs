@@ -1,13 +1,18 @@
-//! One behaviour for every backend: each test in [`suite`] takes two store
-//! handles on one fresh database (two daemons of a fleet, or two
-//! connections to one SQLite file), and every backend runs all of them
-//! through [`conformance!`]. A backend that passes may serve a login.
+//! One behaviour for every backend: each test (in [`guesses`], [`backup`],
+//! [`sends`], [`accounts`]) takes two store handles on one fresh database
+//! (two daemons of a fleet, or two connections to one SQLite file) and
+//! drives them with the requests a login and an admin make, and every
+//! backend runs all of them through [`conformance!`]. A backend that
+//! passes may serve a login.
 
 // The one PostgreSQL launcher; its outage helpers serve the e2e tests.
+mod accounts;
+mod backup;
+mod guesses;
 #[allow(dead_code)]
 #[path = "../../../tests/src/pg.rs"]
 mod pg;
-mod requests;
+mod sends;
 mod suite;
 
 /// One `#[tokio::test]` per suite function, each on a fresh database from
@@ -25,41 +30,37 @@ macro_rules! conformance {
     };
 }
 
-/// Where the fixed clock of the request-level calls starts (late 2026).
+/// Where the pairs' fixed clock starts (late 2026).
 const START: i64 = 1_796_000_000;
 
-use requests::*;
-use suite::*;
+use accounts::*;
+use backup::*;
+use guesses::*;
+use sends::*;
 
 /// Every function of the suite, for each backend's `conformance!`.
 macro_rules! all_conformance {
     ($fresh:path) => {
         conformance!($fresh:
             budget_locks_and_grows,
-            a_spent_budget_without_a_lock_becomes_the_lockout,
             success_clears_failures_and_window_expires,
             escalation_decays_after_a_quiet_period,
-            send_budgets_and_cooldown,
-            backup_codes_spend_once,
-            backup_guesses_have_their_own_budget_and_a_lock_is_told_once,
-            an_enrolment_never_overwrites_a_number,
-            remove_user_forgets_everything,
-            grace_stamps_are_per_context,
             racing_guesses_get_exactly_the_budget,
+            a_begin_sees_the_lock_and_one_tells_the_owner,
+            a_racing_lock_notice_is_claimed_once,
+            backup_codes_spend_once,
+            backup_guesses_have_their_own_budget,
+            a_spent_backup_budget_without_a_lock_becomes_the_lockout,
             racing_backup_guesses_get_exactly_the_backup_budget,
             a_racing_backup_code_has_one_winner,
-            racing_sends_get_exactly_the_budget,
-            a_racing_lock_notice_is_claimed_once,
-            racing_enrolments_store_one_number,
             a_begin_skips_or_sends_in_one_call,
-            guesses_settle_in_one_call_and_report_the_lock,
-            a_begin_sees_the_lock_and_one_tells_the_owner,
-            enrolment_by_a_right_guess_never_overwrites,
-            a_backup_guess_charges_then_settles,
-            racing_guess_requests_get_exactly_the_budget,
-            racing_backup_settles_have_one_winner,
-            racing_begins_get_exactly_the_send_budget,
+            send_budgets_and_cooldown,
+            racing_sends_get_exactly_the_budget,
             the_global_budget_counts_per_host_or_per_fleet,
+            an_enrolment_never_overwrites_a_number,
+            racing_enrolments_store_one_number,
+            remove_user_forgets_everything,
+            grace_stamps_are_per_context,
         );
     };
 }
@@ -174,11 +175,13 @@ mod postgres {
         assert_eq!(s.mobile("a").await.unwrap(), None);
     }
 
-    /// With the system clock, PostgreSQL's request-level calls measure on
-    /// the database's `now()`: the time a guess reports and the lock it
-    /// sets come from the server, read between two `now()` of psql.
-    /// (Here both clocks are one machine's; the proof that a host's skew
-    /// cannot count is that no host time enters the transaction at all.)
+    /// With the system clock, PostgreSQL's calls measure on the database's
+    /// `now()`: the time a guess reports and the lock it sets come from
+    /// the server, read between two `now()` of psql, and so do the time
+    /// an admin's status reads that lock at and the stamp of a number the
+    /// admin sets. (Here both clocks are one machine's; the proof that a
+    /// host's skew cannot count is that no host time enters the
+    /// transaction at all.)
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_database_clock_is_what_counts() {
         use smsotpd::store::Guess;
@@ -204,6 +207,20 @@ mod postgres {
         };
         assert!((before..=after).contains(&now), "{before} {now} {after}");
         assert_eq!(lock.locked_until, Some(now + 60));
+        s.set_mobile("u", "+15551234567").await.unwrap();
+        let status = s.lock_state("u").await.unwrap();
+        let (stamped, last): (i64, i64) = (
+            pg.psql(db, "SELECT updated_at FROM smsotp.mobiles")
+                .parse()
+                .unwrap(),
+            db_now(),
+        );
+        assert!(
+            now <= stamped && stamped <= status.now && status.now <= last,
+            "{now} {stamped} {} {last}",
+            status.now
+        );
+        assert_eq!(status.lock, lock);
     }
 
     /// A database that holds the rows a login needs (here another session
@@ -299,7 +316,7 @@ mod postgres {
             async move { PostgresStore::open(&cfg).await }
         };
         let s = open(good.pem(), "good.pem").await.unwrap();
-        s.set_mobile("a", "+15551234567", 1).await.unwrap();
+        s.set_mobile("a", "+15551234567").await.unwrap();
         let e = match open(other.pem(), "other.pem").await {
             Ok(_) => panic!("a server signed by another CA was trusted"),
             Err(e) => e.to_string(),
