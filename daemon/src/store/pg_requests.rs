@@ -61,7 +61,8 @@ impl PostgresStore {
     }
 
     /// The user's counter row, created if missing and locked to commit,
-    /// so two first guesses cannot both start from nothing.
+    /// so two first guesses cannot both start from nothing: one statement
+    /// (the no-op update of an existing row is what locks it).
     pub(super) async fn lock_counter(
         &self,
         tx: &Transaction<'_>,
@@ -70,17 +71,15 @@ impl PostgresStore {
         now: i64,
     ) -> Result<Counter, StoreError> {
         let t = budget.table();
-        self.run(
-            tx,
-            &format!("INSERT INTO smsotp.{t}(username, window_start) VALUES ($1, $2) ON CONFLICT (username) DO NOTHING"),
-            &[&user, &now],
-        )
-        .await?;
         let r = self
             .row(
                 tx,
-                &format!("SELECT failures, window_start, locked_until, lockouts FROM smsotp.{t} WHERE username = $1 FOR UPDATE"),
-                &[&user],
+                &format!(
+                    "INSERT INTO smsotp.{t}(username, window_start) VALUES ($1, $2)
+                     ON CONFLICT (username) DO UPDATE SET username = excluded.username
+                     RETURNING failures, window_start, locked_until, lockouts"
+                ),
+                &[&user, &now],
             )
             .await?;
         Ok(Counter {
@@ -167,8 +166,10 @@ impl PostgresStore {
         )
         .await?;
         let first = sends::first_minute(now);
-        self.run(tx, &sends::prune_sql("smsotp.send_counts", '$'), &[&first])
-            .await?;
+        if self.pruned.due(first) {
+            self.run(tx, &sends::prune_sql("smsotp.send_counts", '$'), &[&first])
+                .await?;
+        }
         let host = s.global_host();
         let r = self
             .row(
@@ -338,15 +339,22 @@ impl PostgresStore {
         now: i64,
     ) -> Result<Guess, StoreError> {
         let user = q.user;
-        if let Err(until) = self
-            .charge_in(tx, Budget::Sms, user, now, q.lockout)
-            .await?
-        {
-            return Ok(Guess::Locked { now, until });
-        }
-        let after = self
-            .judge_in(tx, Budget::Sms, user, q.right, now, q.lockout)
-            .await?;
+        // Charge and judge on one read of the counter and one write: the
+        // row stays locked in between, so this is what two statements
+        // each would see.
+        let l = q.lockout;
+        let counter = self.lock_counter(tx, Budget::Sms, user, now).await?;
+        let charged = match lockout::charge(Budget::Sms, l, counter, now) {
+            Charge::Locked { until, set } => {
+                if let Some(set) = set {
+                    self.save_counter(tx, Budget::Sms, user, &set).await?;
+                }
+                return Ok(Guess::Locked { now, until });
+            }
+            Charge::Granted(next) => next,
+        };
+        let after = lockout::judge(Budget::Sms, l, charged, q.right, now).unwrap_or(charged);
+        self.save_counter(tx, Budget::Sms, user, &after).await?;
         let mut enrolled = None;
         if q.right {
             if let Some(e164) = q.enrol {

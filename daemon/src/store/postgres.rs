@@ -14,6 +14,7 @@
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, MIGRATION_LOCK, SCHEMA};
+use super::sends::Pruned;
 use super::*;
 use crate::rules::lockout::Budget;
 use deadpool_postgres::{Object, Pool};
@@ -26,6 +27,7 @@ pub struct PostgresStore {
     label: String,
     pub(super) clock: Clock,
     timeout: Duration,
+    pub(super) pruned: Pruned,
 }
 
 /// The body `$body` inside one transaction on a pooled connection, under
@@ -63,6 +65,7 @@ impl PostgresStore {
             label: pg_connect::label(cfg),
             clock: Clock::system(),
             timeout: DEFAULT_TIMEOUT,
+            pruned: Pruned::default(),
         };
         store.migrate().await?;
         Ok(store)

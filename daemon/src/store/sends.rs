@@ -147,10 +147,27 @@ pub(super) fn record_sql(table: &str, bare: &str, param: char) -> String {
     .replace('$', &param.to_string())
 }
 
-/// Minutes no budget counts any more leave through here, at every send,
-/// so the table holds at most 61 minutes of each scope and who.
+/// Minutes no budget counts any more leave through here, once a minute
+/// per store handle ([`Pruned`]), so the table holds about 61 minutes of
+/// each scope and who.
 pub(super) fn prune_sql(table: &str, param: char) -> String {
     format!("DELETE FROM {table} WHERE minute < $1").replace('$', &param.to_string())
+}
+
+/// The first minute a handle last pruned below. Pruning is housekeeping,
+/// never correctness (the budgets read only the minutes they count), so a
+/// prune rolled back with its transaction just waits for the next minute.
+#[derive(Debug, Default)]
+pub(super) struct Pruned(std::sync::atomic::AtomicI64);
+
+impl Pruned {
+    /// Whether a send whose window starts at `first` should prune: the
+    /// first such send of each minute on this handle.
+    pub fn due(&self, first: i64) -> bool {
+        self.0
+            .fetch_max(first, std::sync::atomic::Ordering::Relaxed)
+            < first
+    }
 }
 
 /// PostgreSQL's turns between sends that share a budget (SQLite's writers

@@ -10,7 +10,7 @@
 //! request instead of a trip through tokio's blocking pool per call. Each
 //! request has a deadline (`[store] timeout_seconds`).
 
-use super::sends::OwnedSend;
+use super::sends::{OwnedSend, Pruned};
 use super::sqlite_requests::{self as req, ChallengeJob, GuessJob};
 use super::*;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -31,6 +31,7 @@ pub struct SqliteStore {
     /// Jobs handed to the thread, each at most one transaction: what a
     /// request costs, for tests and measurements.
     requests: Arc<AtomicU64>,
+    pruned: Arc<Pruned>,
 }
 
 fn err(path: &Path, e: impl std::fmt::Display) -> StoreError {
@@ -91,6 +92,7 @@ impl SqliteStore {
             clock: Clock::system(),
             timeout: cfg.timeout,
             requests: Arc::default(),
+            pruned: Arc::default(),
         })
     }
 
@@ -198,6 +200,7 @@ impl Store for SqliteStore {
             backup_counts: q.backup_counts,
             reserve: q.reserve,
             send: OwnedSend::new(&q.send),
+            pruned: Arc::clone(&self.pruned),
         };
         let (done, now) = self
             .tx(move |c, now| Ok((req::challenge(c, &job, now)?, now)))

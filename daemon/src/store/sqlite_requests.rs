@@ -3,13 +3,14 @@
 //! commits. They read, apply [`crate::rules`], and write; every statement
 //! is prepared once per connection.
 
-use super::sends::{self, OwnedSend};
+use super::sends::{self, OwnedSend, Pruned};
 use super::{guesses, Attempt, LockState, OwnedNumber, SendDecision, SendKind};
 use crate::rules::challenge::{self, Ask, Facts, Step};
 use crate::rules::lockout::Budget;
 use crate::rules::send;
 use rusqlite::{params, Connection, OptionalExtension};
 use smsotp_config::{Lockout, Mobile};
+use std::sync::Arc;
 
 /// What [`challenge`] needs, owned so it can move to the store thread.
 pub(super) struct ChallengeJob {
@@ -21,6 +22,7 @@ pub(super) struct ChallengeJob {
     pub backup_counts: bool,
     pub reserve: bool,
     pub send: OwnedSend,
+    pub pruned: Arc<Pruned>,
 }
 
 pub(super) fn stored_mobile(c: &Connection, user: &str) -> rusqlite::Result<Option<String>> {
@@ -61,10 +63,17 @@ pub(super) fn add_mobile_if_none(
 }
 
 /// Checks every send budget and counts the send if they allow it.
-pub(super) fn reserve(c: &Connection, s: &OwnedSend, now: i64) -> rusqlite::Result<SendDecision> {
+pub(super) fn reserve(
+    c: &Connection,
+    s: &OwnedSend,
+    now: i64,
+    pruned: &Pruned,
+) -> rusqlite::Result<SendDecision> {
     let first = sends::first_minute(now);
-    c.prepare_cached(&sends::prune_sql("send_counts", '?'))?
-        .execute([first])?;
+    if pruned.due(first) {
+        c.prepare_cached(&sends::prune_sql("send_counts", '?'))?
+            .execute([first])?;
+    }
     let row: sends::Row = c
         .prepare_cached(&sends::history_sql("send_counts", '?'))?
         .query_row(params![first, s.user, s.rhost, s.global_host()], |r| {
@@ -158,7 +167,9 @@ pub(super) fn challenge(
             guesses::claim_lock_notice(c, user)?;
             None
         }
-        Step::Send | Step::NoNumber { send: true } if q.reserve => Some(reserve(c, &q.send, now)?),
+        Step::Send | Step::NoNumber { send: true } if q.reserve => {
+            Some(reserve(c, &q.send, now, &q.pruned)?)
+        }
         _ => None,
     };
     Ok(ChallengeDone {

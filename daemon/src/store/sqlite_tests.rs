@@ -241,14 +241,14 @@ async fn a_version_3_send_log_becomes_counts_that_keep_the_budgets() {
         },
     };
     assert_eq!(
-        req::reserve(&c, &send, 1100).unwrap(),
+        req::reserve(&c, &send, 1100, &Default::default()).unwrap(),
         SendDecision::Refused {
             reason: "this account has had too many codes sent in the last hour".into(),
             retry_after: Some(17 * 60 + 3600 - 1100),
         }
     );
     assert_eq!(
-        req::reserve(&c, &send, 17 * 60 + 3600).unwrap(),
+        req::reserve(&c, &send, 17 * 60 + 3600, &Default::default()).unwrap(),
         SendDecision::Allowed
     );
 }
