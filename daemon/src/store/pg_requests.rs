@@ -62,24 +62,26 @@ impl PostgresStore {
 
     /// The user's counter row, created if missing and locked to commit,
     /// so two first guesses cannot both start from nothing: one statement
-    /// (the no-op update of an existing row is what locks it).
+    /// (the no-op update of an existing row is what locks it). A new row's
+    /// window starts at 0, which [`lockout::charge`] treats as over (it
+    /// starts a window at its `now`), so the time is not needed here and
+    /// the two can be asked together.
     pub(super) async fn lock_counter(
         &self,
         tx: &Transaction<'_>,
         budget: Budget,
         user: &str,
-        now: i64,
     ) -> Result<Counter, StoreError> {
         let t = budget.table();
         let r = self
             .row(
                 tx,
                 &format!(
-                    "INSERT INTO smsotp.{t}(username, window_start) VALUES ($1, $2)
+                    "INSERT INTO smsotp.{t}(username) VALUES ($1)
                      ON CONFLICT (username) DO UPDATE SET username = excluded.username
                      RETURNING failures, window_start, locked_until, lockouts"
                 ),
-                &[&user, &now],
+                &[&user],
             )
             .await?;
         Ok(Counter {
@@ -118,7 +120,7 @@ impl PostgresStore {
         now: i64,
         l: &Lockout,
     ) -> Result<Result<(), i64>, StoreError> {
-        let counter = self.lock_counter(tx, budget, user, now).await?;
+        let counter = self.lock_counter(tx, budget, user).await?;
         let (attempt, next) = charged(lockout::charge(budget, l, counter, now));
         if let Some(next) = next {
             self.save_counter(tx, budget, user, &next).await?;
@@ -139,7 +141,7 @@ impl PostgresStore {
         now: i64,
         l: &Lockout,
     ) -> Result<Counter, StoreError> {
-        let counter = self.lock_counter(tx, budget, user, now).await?;
+        let counter = self.lock_counter(tx, budget, user).await?;
         match lockout::judge(budget, l, counter, right, now) {
             Some(next) => {
                 self.save_counter(tx, budget, user, &next).await?;
@@ -236,53 +238,63 @@ impl PostgresStore {
         .map(|_| ())
     }
 
+    /// `Begin`, `Resend` and `Enroll`. The reads do not depend on each
+    /// other (nor on the time), so they go out together: tokio-postgres
+    /// pipelines them into one round trip instead of up to seven.
     pub(super) async fn challenge_in(
         &self,
         tx: &Transaction<'_>,
         q: &ChallengeQuery<'_>,
-        now: i64,
     ) -> Result<ChallengeOutcome, StoreError> {
         let user = q.send.user;
-        let last_success = match q.grace {
-            Some((ctx, _)) => self
-                .opt(
-                    tx,
-                    "SELECT at FROM smsotp.successes WHERE username = $1 AND context = $2",
-                    &[&user, &ctx],
-                )
-                .await?
-                .map(|r| r.get::<_, i64>(0)),
-            None => None,
+        let last_success = async {
+            let Some((ctx, _)) = q.grace else {
+                return Ok(None);
+            };
+            let sql = "SELECT at FROM smsotp.successes WHERE username = $1 AND context = $2";
+            let row = self.opt(tx, sql, &[&user, &ctx]).await?;
+            Ok(row.map(|r| r.get::<_, i64>(0)))
         };
-        let opted_out = q.opt_out_counts
-            && self
-                .opt(
-                    tx,
-                    "SELECT 1 FROM smsotp.opt_outs WHERE username = $1",
-                    &[&user],
-                )
-                .await?
-                .is_some();
+        let opted_out = async {
+            if !q.opt_out_counts {
+                return Ok(false);
+            }
+            let sql = "SELECT 1 FROM smsotp.opt_outs WHERE username = $1";
+            Ok(self.opt(tx, sql, &[&user]).await?.is_some())
+        };
         // Locked: the notice's claim below is decided on what this read.
-        let (locked_until, notified_until) = self
-            .opt(
-                tx,
-                "SELECT locked_until, notified_until FROM smsotp.failures WHERE username = $1 FOR UPDATE",
-                &[&user],
-            )
-            .await?
-            .map_or((0, 0), |r| (r.get(0), r.get(1)));
-        let stored = match q.number.reads_store() {
-            false => None,
-            true => self
-                .opt(
-                    tx,
-                    "SELECT e164 FROM smsotp.mobiles WHERE username = $1",
-                    &[&user],
-                )
-                .await?
-                .and_then(|r| Mobile::parse(&r.get::<_, String>(0)).ok()),
+        let lock = async {
+            let sql = "SELECT locked_until, notified_until FROM smsotp.failures WHERE username = $1 FOR UPDATE";
+            let row = self.opt(tx, sql, &[&user]).await?;
+            Ok(row.map_or((0, 0), |r| (r.get(0), r.get(1))))
         };
+        let stored = async {
+            if !q.number.reads_store() {
+                return Ok(None);
+            }
+            let sql = "SELECT e164 FROM smsotp.mobiles WHERE username = $1";
+            let row = self.opt(tx, sql, &[&user]).await?;
+            Ok(row.and_then(|r| Mobile::parse(&r.get::<_, String>(0)).ok()))
+        };
+        let backup = async {
+            if !q.backup_counts {
+                return Ok((0, None));
+            }
+            let sql = "SELECT (SELECT locked_until FROM smsotp.backup_failures WHERE username = $1),
+                              (SELECT COUNT(*) FROM smsotp.backup_codes WHERE username = $1 AND used_at IS NULL)";
+            let r = self.row(tx, sql, &[&user]).await?;
+            let left = r.get::<_, i64>(1).clamp(0, i64::from(u32::MAX)) as u32;
+            Ok::<_, StoreError>((left, r.get::<_, Option<i64>>(0)))
+        };
+        let (now, last_success, opted_out, (locked_until, notified_until), stored, backup) = tokio::try_join!(
+            self.tx_now(tx),
+            last_success,
+            opted_out,
+            lock,
+            stored,
+            backup
+        )?;
+        let (backup_left, backup_locked_until) = (backup.0, backup.1.filter(|u| *u > now));
         let number = q.number.resolve(stored.as_ref());
         let facts = Facts {
             last_success,
@@ -293,20 +305,6 @@ impl PostgresStore {
         }
         .with_number(number.as_ref(), q.send.budget);
         let step = challenge::decide(&q.ask(), &facts, now);
-        let (backup_left, backup_locked_until) = if q.backup_counts {
-            let until = self
-                .opt(
-                    tx,
-                    "SELECT locked_until FROM smsotp.backup_failures WHERE username = $1",
-                    &[&user],
-                )
-                .await?
-                .map(|r| r.get::<_, i64>(0))
-                .filter(|u| *u > now);
-            (self.backup_left_in(tx, user).await?, until)
-        } else {
-            (0, None)
-        };
         let send = match step {
             Step::Locked { notify: true, .. } => {
                 self.run(
@@ -336,14 +334,14 @@ impl PostgresStore {
         &self,
         tx: &Transaction<'_>,
         q: &GuessQuery<'_>,
-        now: i64,
     ) -> Result<Guess, StoreError> {
         let user = q.user;
         // Charge and judge on one read of the counter and one write: the
         // row stays locked in between, so this is what two statements
         // each would see.
         let l = q.lockout;
-        let counter = self.lock_counter(tx, Budget::Sms, user, now).await?;
+        let (now, counter) =
+            tokio::try_join!(self.tx_now(tx), self.lock_counter(tx, Budget::Sms, user))?;
         let charged = match lockout::charge(Budget::Sms, l, counter, now) {
             Charge::Locked { until, set } => {
                 if let Some(set) = set {

@@ -197,11 +197,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 #[async_trait]
 impl Store for PostgresStore {
     async fn challenge(&self, q: ChallengeQuery<'_>) -> Result<ChallengeOutcome, StoreError> {
-        in_tx!(self, tx, now, self.challenge_in(&tx, &q, now).await?)
+        in_tx!(self, tx, self.challenge_in(&tx, &q).await?)
     }
 
     async fn guess(&self, q: GuessQuery<'_>) -> Result<Guess, StoreError> {
-        in_tx!(self, tx, now, self.guess_in(&tx, &q, now).await?)
+        in_tx!(self, tx, self.guess_in(&tx, &q).await?)
     }
 
     async fn backup_charge(
