@@ -4,7 +4,7 @@
 //!
 //! Same rules as SQLite, applied the same way: each change is one
 //! transaction that locks the rows it reads (`SELECT ... FOR UPDATE`, or
-//! the whole send log for the budgets), runs [`crate::rules`] on them and
+//! an advisory lock per send budget, store/sends.rs), runs [`crate::rules`] on them and
 //! writes the result. Read-committed isolation suffices because every
 //! read-modify-write holds its row lock until commit. The request-level
 //! calls (one transaction per login request, in `pg_requests`) and the
