@@ -239,6 +239,11 @@ pub fn cycle(socket: &Path, codes: &Codes, i: usize, seq: &mut u64) -> Result<()
     }
 }
 
+/// Users per connection, taken in turn: a connection alone at several
+/// thousand cycles/s would spend one user's send budget (at most 10,000
+/// an hour) within a run, and the daemon would rightly refuse it.
+pub const USERS_PER_CONNECTION: usize = 8;
+
 /// `conns` threads cycling for `seconds` against the rig.
 pub fn run(rig: &Rig, backend: &str, conns: usize, seconds: f64) -> CycleResult {
     let socket = rig.daemon.socket();
@@ -253,24 +258,31 @@ pub fn run(rig: &Rig, backend: &str, conns: usize, seconds: f64) -> CycleResult 
                 let (socket, codes, go, failures, first) =
                     (&socket, &rig.codes, &go, &failures, &first);
                 s.spawn(move || {
-                    let mut seq = codes.get(i).0;
+                    let users: Vec<usize> = (0..USERS_PER_CONNECTION)
+                        .map(|k| i * USERS_PER_CONNECTION + k)
+                        .collect();
+                    let mut seqs: Vec<u64> = users.iter().map(|&u| codes.get(u).0).collect();
                     let fail = |e: String| {
                         failures.fetch_add(1, Ordering::Relaxed);
                         first.lock().unwrap().get_or_insert(e);
                     };
                     // Warm-up: pools, prepared statements, the account cache.
-                    if let Err(e) = cycle(socket, codes, i, &mut seq) {
-                        fail(format!("(warm-up) {e}"));
+                    for (k, &u) in users.iter().enumerate() {
+                        if let Err(e) = cycle(socket, codes, u, &mut seqs[k]) {
+                            fail(format!("(warm-up) {e}"));
+                        }
                     }
                     go.wait();
                     let mut lat = Vec::with_capacity(1 << 14);
                     let end = Instant::now() + duration;
+                    let mut k = 0;
                     while Instant::now() < end {
                         let t = Instant::now();
-                        match cycle(socket, codes, i, &mut seq) {
+                        match cycle(socket, codes, users[k], &mut seqs[k]) {
                             Ok(()) => lat.push(t.elapsed()),
                             Err(e) => fail(e),
                         }
+                        k = (k + 1) % USERS_PER_CONNECTION;
                     }
                     lat
                 })
@@ -309,7 +321,7 @@ pub fn main(args: impl Iterator<Item = String>) -> ExitCode {
     let o = parse(args);
     smsotp_tests::require_root("starts smsotpd and a PostgreSQL cluster");
     let target = crate::subjects::target();
-    let users = o.connections.iter().copied().max().unwrap_or(1);
+    let users = o.connections.iter().copied().max().unwrap_or(1) * USERS_PER_CONNECTION;
     let mut results = Vec::new();
     let mut notes = Vec::new();
     for backend in BACKENDS {

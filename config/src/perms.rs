@@ -374,6 +374,19 @@ fn check_file(meta: &std::fs::Metadata, role: Role) -> Result<(), Problem> {
     Ok(())
 }
 
+/// The files a loaded configuration names that the daemon refuses to
+/// believe when someone else could change them: the users file and the
+/// SQLite store (providers check their own secrets, CA files and outbox
+/// when they are built). One list for `smsotpd` at start and reload and
+/// for `smsotpctl check-config`, so the two never disagree.
+pub fn check_named_files(config: &crate::DaemonConfig) -> Result<(), PermError> {
+    check(&config.users_file, Role::Users)?;
+    if config.store.backend == crate::StoreBackend::Sqlite {
+        check(&config.store.path, Role::Store)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "perms/tests.rs"]
 mod tests;

@@ -135,9 +135,20 @@ fn ping(socket: &Option<PathBuf>, config: &std::path::Path, timeout: u64, json: 
     }
 }
 
+/// What `smsotpd --check-config` would refuse, short of building the
+/// providers: the config's syntax and rules, and whether the daemon would
+/// believe the config, the users file and the store (their owners and
+/// modes, and every directory on the way).
 fn check_config(config: &std::path::Path, json: bool) -> ExitCode {
-    let result = smsotp_config::load(config)
-        .and_then(|c| smsotp_config::Users::load(&c.users_file).map(|u| (c, u)));
+    use smsotp_config::perms;
+    let result = perms::check(config, perms::Role::Config)
+        .map_err(Refused::Perms)
+        .and_then(|()| smsotp_config::load(config).map_err(Refused::Config))
+        .and_then(|c| {
+            perms::check_named_files(&c).map_err(Refused::Perms)?;
+            let users = smsotp_config::Users::load(&c.users_file).map_err(Refused::Config)?;
+            Ok((c, users))
+        });
     match result {
         Ok((c, users)) => {
             let providers: Vec<&str> = c.providers.iter().map(|p| p.name()).collect();
@@ -158,14 +169,39 @@ fn check_config(config: &std::path::Path, json: bool) -> ExitCode {
         }
         Err(e) => {
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"ok": false, "file": e.file, "line": e.line, "key": e.key, "error": e.message})
-                );
+                println!("{}", e.json());
             } else {
                 eprintln!("smsotpctl: {e}");
             }
             ExitCode::from(2)
+        }
+    }
+}
+
+/// Why `check-config` refuses a configuration.
+enum Refused {
+    Config(smsotp_config::ConfigError),
+    Perms(smsotp_config::perms::PermError),
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refused::Config(e) => e.fmt(f),
+            Refused::Perms(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Refused {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Refused::Config(e) => serde_json::json!({
+                "ok": false, "file": e.file, "line": e.line, "key": e.key, "error": e.message
+            }),
+            Refused::Perms(e) => serde_json::json!({
+                "ok": false, "file": e.file, "line": null, "key": null, "error": e.to_string()
+            }),
         }
     }
 }

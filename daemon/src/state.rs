@@ -51,14 +51,11 @@ impl Runtime {
     }
 
     pub fn from_config(config: DaemonConfig) -> Result<Runtime, LoadError> {
-        perms::check(&config.users_file, Role::Users)?;
-        let users = Users::load(&config.users_file)?;
         // The store is opened once at start (where it is checked again, by
         // `SqliteStore::open`); checking it here too lets `--check-config`
         // find a loosened store, and a reload tell about one.
-        if config.store.backend == smsotp_config::StoreBackend::Sqlite {
-            perms::check(&config.store.path, Role::Store)?;
-        }
+        perms::check_named_files(&config)?;
+        let users = Users::load(&config.users_file)?;
         let mut list = Vec::with_capacity(config.providers.len());
         for p in &config.providers {
             list.push(providers::build(p).map_err(|error| LoadError::Provider {

@@ -1,6 +1,7 @@
 //! The real daemon refuses files that someone other than root could change
 //! (or, for credentials, read): it does not start, `--check-config` fails
-//! with the same sentence, and a SIGHUP with such a file keeps the old
+//! with the same sentence (so does `smsotpctl check-config`, for the
+//! config, users file and store), and a SIGHUP with such a file keeps the old
 //! configuration. (tests/tests/permissions.rs is about who may ask the
 //! daemon for what, not about files.)
 
@@ -82,6 +83,20 @@ impl Files {
         )
     }
 
+    /// `smsotpctl check-config`: exit status and stderr.
+    fn ctl_check_config(&self) -> (Option<i32>, String) {
+        let out = Command::new(paths::smsotpctl())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("check-config")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Starts the real daemon; it must exit by itself within 10 s (a
     /// daemon that serves is killed and the test fails).
     fn start_refused(&self) -> (Option<i32>, String) {
@@ -110,22 +125,36 @@ impl Files {
         (status.code(), err)
     }
 
-    /// Both ways in refuse with exit status 2 and `want` on stderr.
+    /// Both ways in refuse with exit status 2 and `want` on stderr, and so
+    /// does `smsotpctl check-config` for the files it checks (all but the
+    /// providers', which only the daemon builds).
     #[track_caller]
     fn assert_refused(&self, want: &str) {
-        for (how, (code, err)) in [
-            ("--check-config", self.check_config()),
-            ("start", self.start_refused()),
-        ] {
+        let mut ways = vec![
+            ("--check-config", self.check_config(), want.to_string()),
+            ("start", self.start_refused(), want.to_string()),
+        ];
+        if let Some(rest) = want.strip_prefix("smsotpd: ") {
+            ways.push((
+                "smsotpctl check-config",
+                self.ctl_check_config(),
+                format!("smsotpctl: {rest}"),
+            ));
+        }
+        for (how, (code, err), want) in ways {
             assert_eq!(code, Some(2), "{how}: {err}");
-            assert!(err.contains(want), "{how}: wanted {want:?} in:\n{err}");
+            assert!(err.contains(&want), "{how}: wanted {want:?} in:\n{err}");
         }
     }
 
     #[track_caller]
     fn assert_accepted(&self) {
-        let (code, err) = self.check_config();
-        assert_eq!(code, Some(0), "{err}");
+        for (how, (code, err)) in [
+            ("--check-config", self.check_config()),
+            ("smsotpctl check-config", self.ctl_check_config()),
+        ] {
+            assert_eq!(code, Some(0), "{how}: {err}");
+        }
     }
 }
 
