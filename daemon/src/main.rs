@@ -204,8 +204,16 @@ async fn serve(config_path: PathBuf, runtime: Runtime, activated: Activated) -> 
         public,
         root: Some(root),
     };
-    server::run(listeners, state, limits, shutdown).await;
+    // On a worker rather than this (the main) thread: each accepted
+    // session is then spawned onto the accepting worker's own queue and
+    // usually runs there, instead of every connection waking a worker
+    // from outside (fewer cross-thread wake-ups per login).
+    let served = tokio::spawn(server::run(listeners, state, limits, shutdown)).await;
     remove_sockets(&ours);
+    if let Err(e) = served {
+        error!(error = %e, "the server stopped abnormally");
+        return ExitCode::FAILURE;
+    }
     info!("stopped");
     ExitCode::SUCCESS
 }
