@@ -71,24 +71,19 @@ impl Files {
 
     /// `smsotpd --check-config`: exit status and stderr.
     fn check_config(&self) -> (Option<i32>, String) {
-        let out = Command::new(paths::smsotpd())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("--check-config")
-            .output()
-            .unwrap();
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        self.checked_by(paths::smsotpd(), "--check-config")
     }
 
     /// `smsotpctl check-config`: exit status and stderr.
     fn ctl_check_config(&self) -> (Option<i32>, String) {
-        let out = Command::new(paths::smsotpctl())
+        self.checked_by(paths::smsotpctl(), "check-config")
+    }
+
+    fn checked_by(&self, program: PathBuf, check: &str) -> (Option<i32>, String) {
+        let out = Command::new(program)
             .arg("--config")
             .arg(&self.config)
-            .arg("check-config")
+            .arg(check)
             .output()
             .unwrap();
         (
