@@ -84,7 +84,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             };
             let (resp, next) = match req.validate() {
                 Err(e) => (bad_request(e.to_string()), Next::Close),
-                Ok(()) => self.handle(req).await,
+                // Boxed: a request's future (a Begin's is over 6 KB) then
+                // lives only while it runs, and a session waiting for its
+                // next frame, such as a pending challenge held open by
+                // anyone, keeps a few hundred bytes instead.
+                Ok(()) => Box::pin(self.handle(req)).await,
             };
             let resp = resp.for_version(self.version);
             if write_frame(&mut self.stream, &resp).await.is_err() || next == Next::Close {
