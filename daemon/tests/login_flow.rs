@@ -4,92 +4,10 @@
 //! (one hand-off to the store thread, at most one transaction each): the
 //! figure a login costs.
 
-use smsotp_proto::{BeginRequest, Response, VerifyMethod};
-use smsotpd::authz::Peer;
-use smsotpd::login::Login;
-use smsotpd::state::{Runtime, State};
-use smsotpd::store::{Clock, SqliteStore};
-use std::sync::Arc;
+mod flow_support;
 
-const START: i64 = 1_796_000_000;
-
-struct Flow {
-    dir: tempfile::TempDir,
-    state: Arc<State>,
-    store: Arc<SqliteStore>,
-    clock: Clock,
-}
-
-impl Flow {
-    /// `root` (an account every system has) with a number in users.toml.
-    fn new(extra: &str) -> Flow {
-        let dir = tempfile::tempdir().unwrap();
-        let users = dir.path().join("users.toml");
-        std::fs::write(&users, "[users]\nroot = \"+15551234567\"\n").unwrap();
-        let config = format!(
-            "socket = {:?}\nusers_file = {:?}\n{extra}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
-            dir.path().join("s.sock"),
-            users,
-            dir.path().join("state.db"),
-            dir.path().join("outbox.jsonl")
-        );
-        let config_path = dir.path().join("smsotpd.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let runtime = Runtime::load(&config_path).unwrap();
-        let clock = Clock::fixed(START);
-        let store = Arc::new(
-            SqliteStore::open(&runtime.config.store)
-                .unwrap()
-                .with_clock(clock.clone()),
-        );
-        let state = State::new(config_path, runtime, store.clone());
-        Flow {
-            dir,
-            state,
-            store,
-            clock,
-        }
-    }
-
-    async fn begin(&self) -> (Option<Login>, Response) {
-        let req = BeginRequest {
-            user: "root".into(),
-            service: "sshd".into(),
-            rhost: Some("203.0.113.9".into()),
-            tty: None,
-            command: None,
-        };
-        let (login, resp, _) = Login::begin(&self.state, Peer { uid: 0, pid: None }, req).await;
-        (login, resp)
-    }
-
-    /// The code of the latest SMS in the outbox.
-    fn last_code(&self) -> String {
-        let text = std::fs::read_to_string(self.dir.path().join("outbox.jsonl")).unwrap();
-        let v: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
-        let body = v["body"].as_str().unwrap();
-        body.split(" is ")
-            .nth(1)
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    fn sent(&self) -> usize {
-        std::fs::read_to_string(self.dir.path().join("outbox.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .count()
-    }
-}
-
-fn wrong(code: &str) -> String {
-    // Same length, another digit in front: never the code.
-    let first = if code.starts_with('1') { '2' } else { '1' };
-    format!("{first}{}", &code[1..])
-}
+use flow_support::{wrong, Flow};
+use smsotp_proto::{Response, VerifyMethod};
 
 #[tokio::test]
 async fn a_login_costs_one_store_request_per_protocol_request() {
@@ -152,8 +70,7 @@ async fn wrong_codes_lock_until_the_store_clock_passes_the_lock() {
     let (_, resp) = f.begin().await;
     assert!(matches!(resp, Response::Challenge(_)), "{resp:?}");
     // Codes sent: the first login's, the lockout notice, the new login's.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    assert_eq!(f.sent(), 3);
+    assert_eq!(f.sent_after_notices().await, 3);
 }
 
 #[tokio::test]
