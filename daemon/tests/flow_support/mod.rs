@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use smsotp_proto::{BeginRequest, Response};
+use smsotp_proto::{BeginRequest, ChallengeInfo, Response};
 use smsotpd::authz::Peer;
 use smsotpd::login::Login;
 use smsotpd::state::{Runtime, State};
@@ -127,6 +127,14 @@ pub fn on_tty(service: &str, tty: &str) -> BeginRequest {
         rhost: None,
         tty: Some(tty.into()),
         ..request("root", service)
+    }
+}
+
+/// The challenge `resp` opens; any other answer fails the test.
+pub fn challenge(resp: Response) -> ChallengeInfo {
+    match resp {
+        Response::Challenge(info) => info,
+        other => panic!("expected a challenge, got {other:?}"),
     }
 }
 
