@@ -6,14 +6,9 @@
 
 mod flow_support;
 
-use flow_support::{challenge, on_tty, wrong, Flow, ROOT_MOBILE, START};
-use smsotp_proto::{Response, SkipReason, VerifyMethod};
+use flow_support::{challenge, on_tty, wrong, Flow, ROOT_MOBILE, SMS_VERIFIED, START};
+use smsotp_proto::{Response, SkipReason};
 use smsotpd::store::Store;
-
-const VERIFIED: Response = Response::Verified {
-    method: VerifyMethod::Sms,
-    backup_codes_left: None,
-};
 
 /// Grace on every service; budgets wide enough for every Begin here.
 const GRACE: &str = "[policy]\ngrace_seconds = 300\n[send_budget]\nper_user_per_hour = 100\n";
@@ -24,7 +19,7 @@ async fn a_right_sudo_code_skips_the_same_tty_for_the_grace_seconds_only() {
     let (login, resp) = f.begin_with(on_tty("sudo", "/dev/pts/1")).await;
     challenge(resp);
     let (resp, _) = login.unwrap().verify(&f.state, &f.last_code()).await;
-    assert_eq!(resp, VERIFIED);
+    assert_eq!(resp, SMS_VERIFIED);
     assert_eq!((f.sent(), f.store.requests()), (1, 2));
 
     // One second before the grace ends: skipped, one store request, no SMS.
@@ -122,7 +117,7 @@ async fn a_resend_inside_the_cooldown_is_refused_and_after_it_replaces_the_code(
     let (resp, _) = login.verify(&f.state, &old).await;
     assert_eq!(resp, Response::Wrong { attempts_left: 2 });
     let (resp, _) = login.verify(&f.state, &new).await;
-    assert_eq!(resp, VERIFIED);
+    assert_eq!(resp, SMS_VERIFIED);
 }
 
 /// Two wrong codes lock; each lockout is `ratio` times the one before.

@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use smsotp_proto::{BeginRequest, ChallengeInfo, Response};
+use smsotp_proto::{BeginRequest, ChallengeInfo, Response, VerifyMethod};
 use smsotpd::authz::Peer;
 use smsotpd::login::Login;
 use smsotpd::state::{Runtime, State};
@@ -20,6 +20,12 @@ pub const START: i64 = 1_796_000_000;
 pub const ROOT_MOBILE: &str = "+15551234567";
 /// The remote host of every request `request` builds.
 pub const RHOST: &str = "203.0.113.9";
+
+/// The answer to a right SMS code from a user without backup codes.
+pub const SMS_VERIFIED: Response = Response::Verified {
+    method: VerifyMethod::Sms,
+    backup_codes_left: None,
+};
 
 pub struct Flow {
     dir: tempfile::TempDir,
