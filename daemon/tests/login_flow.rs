@@ -64,7 +64,7 @@ async fn wrong_codes_lock_until_the_store_clock_passes_the_lock() {
     let (_, resp) = f.begin().await;
     assert!(matches!(resp, Response::Challenge(_)), "{resp:?}");
     // Codes sent: the first login's, the lockout notice, the new login's.
-    assert_eq!(f.sent_after_notices().await, 3);
+    assert_eq!(f.sent_after_notices(3).await, 3);
 }
 
 #[tokio::test]

@@ -110,7 +110,7 @@ async fn an_unknown_users_guesses_are_charged_and_lock_like_a_real_users() {
         );
     }
     // root's code and root's notice; nobody's number is nobody's.
-    assert_eq!(f.sent_after_notices().await, 2);
+    assert_eq!(f.sent_after_notices(2).await, 2);
 }
 
 #[tokio::test]

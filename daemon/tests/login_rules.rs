@@ -146,7 +146,7 @@ async fn lock_out(f: &Flow, now: i64, secs: u64, nth: u32, sent: usize) -> Strin
         (lock.locked_until, lock.lockouts),
         (Some(now + secs as i64), nth)
     );
-    assert_eq!(f.sent_after_notices().await, sent);
+    assert_eq!(f.sent_after_notices(sent).await, sent);
     let notice = f.outbox().pop().unwrap();
     assert_eq!(notice["to"], ROOT_MOBILE);
     notice["body"].as_str().unwrap().to_string()
@@ -162,7 +162,7 @@ async fn still_locked(f: &Flow, secs: u64, sent: usize) {
             retry_after_secs: secs
         }
     );
-    assert_eq!(f.sent_after_notices().await, sent);
+    assert_eq!(f.sent_after_notices(sent).await, sent);
 }
 
 #[tokio::test]

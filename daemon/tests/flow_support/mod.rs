@@ -108,9 +108,18 @@ impl Flow {
     }
 
     /// The outbox count once notices sent in the background had their
-    /// time: a lockout notice must not slow a login, so it is spawned.
-    pub async fn sent_after_notices(&self) -> usize {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    /// time (a lockout notice must not slow a login, so it is spawned):
+    /// waits until `expected` SMS are there (at most 5 s, so a loaded
+    /// machine does not fail the test), then 100 ms more, so that one
+    /// notice too many would still be counted.
+    pub async fn sent_after_notices(&self, expected: usize) -> usize {
+        for _ in 0..250 {
+            if self.sent() >= expected {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         self.sent()
     }
 }
