@@ -2,6 +2,9 @@
 //! PAM end-to-end tests do not reach (version mismatch, ordering, the
 //! connection cap, shutdown).
 
+// The shared config writer (the rest of the login fixture serves other files).
+mod flow_support;
+
 use smsotp_proto::frame::{read_frame, write_frame};
 use smsotp_proto::{BeginRequest, Client, ErrorKind, Request, Response, Secret, PROTOCOL_VERSION};
 use smsotpd::state::{Runtime, State};
@@ -21,17 +24,8 @@ impl Fixture {
     fn start(extra: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("smsotpd.sock");
-        let users = dir.path().join("users.toml");
-        std::fs::write(&users, "[users]\nalice = \"+15551234567\"\n").unwrap();
-        let config = format!(
-            "socket = {:?}\nusers_file = {:?}\n{extra}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
-            socket,
-            users,
-            dir.path().join("state.db"),
-            dir.path().join("outbox.jsonl")
-        );
-        let config_path = dir.path().join("smsotpd.toml");
-        std::fs::write(&config_path, config).unwrap();
+        let config_path =
+            flow_support::write_config(dir.path(), "alice = \"+15551234567\"\n", extra);
         let runtime = Runtime::load(&config_path).unwrap();
         let limits = smsotpd::server::Limits {
             max_connections: runtime.config.max_connections,
@@ -78,14 +72,7 @@ impl Fixture {
         text.lines()
             .map(|l| {
                 let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                let body = v["body"].as_str().unwrap().to_string();
-                body.split(" is ")
-                    .nth(1)
-                    .unwrap()
-                    .split('.')
-                    .next()
-                    .unwrap()
-                    .to_string()
+                flow_support::code_in(v["body"].as_str().unwrap())
             })
             .collect()
     }

@@ -11,6 +11,7 @@ use smsotpd::authz::Peer;
 use smsotpd::login::Login;
 use smsotpd::state::{Runtime, State};
 use smsotpd::store::{Clock, SqliteStore};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,17 +45,7 @@ impl Flow {
     /// `users`: the lines of users.toml's `[users]` table.
     pub fn with_users(users: &str, extra: &str) -> Flow {
         let dir = tempfile::tempdir().unwrap();
-        let users_file = dir.path().join("users.toml");
-        std::fs::write(&users_file, format!("[users]\n{users}")).unwrap();
-        let config = format!(
-            "socket = {:?}\nusers_file = {:?}\n{extra}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
-            dir.path().join("s.sock"),
-            users_file,
-            dir.path().join("state.db"),
-            dir.path().join("outbox.jsonl")
-        );
-        let config_path = dir.path().join("smsotpd.toml");
-        std::fs::write(&config_path, config).unwrap();
+        let config_path = write_config(dir.path(), users, extra);
         let runtime = Runtime::load(&config_path).unwrap();
         let clock = Clock::fixed(START);
         let store = Arc::new(
@@ -93,14 +84,7 @@ impl Flow {
     /// The code of the latest SMS in the outbox.
     pub fn last_code(&self) -> String {
         let last = self.outbox().pop().expect("an SMS in the outbox");
-        let body = last["body"].as_str().unwrap();
-        body.split(" is ")
-            .nth(1)
-            .unwrap()
-            .split('.')
-            .next()
-            .unwrap()
-            .to_string()
+        code_in(last["body"].as_str().unwrap())
     }
 
     pub fn sent(&self) -> usize {
@@ -122,6 +106,30 @@ impl Flow {
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.sent()
     }
+}
+
+/// The code in an SMS of the default text ("... code is 12345678. ...").
+pub fn code_in(body: &str) -> String {
+    let after = body.split(" is ").nth(1).expect("a code in the SMS");
+    after.split('.').next().unwrap().to_string()
+}
+
+/// A daemon's files in `dir`: users.toml with the `users` lines of its
+/// `[users]` table, the config (`extra` at its top level, the store, the
+/// outbox provider, the socket `smsotpd.sock`); the config's path.
+pub fn write_config(dir: &Path, users: &str, extra: &str) -> PathBuf {
+    let users_file = dir.join("users.toml");
+    std::fs::write(&users_file, format!("[users]\n{users}")).unwrap();
+    let config = format!(
+        "socket = {:?}\nusers_file = {:?}\n{extra}\n[store]\npath = {:?}\n[[provider]]\ntype = \"outbox\"\npath = {:?}\n",
+        dir.join("smsotpd.sock"),
+        users_file,
+        dir.join("state.db"),
+        dir.join("outbox.jsonl")
+    );
+    let config_path = dir.join("smsotpd.toml");
+    std::fs::write(&config_path, config).unwrap();
+    config_path
 }
 
 /// A Begin for `user` at `service` from `RHOST`, without a tty.
