@@ -14,7 +14,7 @@
 //!   code of the same id and hash that the file says was used is marked
 //!   used (a code spent anywhere stays spent, none is revived or added).
 //! - grace stamps (they name their host): the later one.
-//! - the send log is not copied: budgets count from the move on.
+//! - the send counts are not copied: budgets count from the move on.
 
 use super::pg_connect::{self, describe};
 use super::pg_schema::{MIGRATIONS, SCHEMA};
