@@ -280,11 +280,11 @@ impl PostgresStore {
             if !q.backup_counts {
                 return Ok((0, None));
             }
-            let sql = "SELECT (SELECT locked_until FROM smsotp.backup_failures WHERE username = $1),
-                              (SELECT COUNT(*) FROM smsotp.backup_codes WHERE username = $1 AND used_at IS NULL)";
-            let r = self.row(tx, sql, &[&user]).await?;
-            let left = r.get::<_, i64>(1).clamp(0, i64::from(u32::MAX)) as u32;
-            Ok::<_, StoreError>((left, r.get::<_, Option<i64>>(0)))
+            let sql = "SELECT locked_until FROM smsotp.backup_failures WHERE username = $1";
+            let params: [&(dyn ToSql + Sync); 1] = [&user];
+            let (left, until) =
+                tokio::try_join!(self.backup_left_in(tx, user), self.opt(tx, sql, &params))?;
+            Ok::<_, StoreError>((left, until.map(|r| r.get::<_, i64>(0))))
         };
         let (now, last_success, opted_out, (locked_until, notified_until), stored, backup) = tokio::try_join!(
             self.tx_now(tx),
