@@ -252,3 +252,53 @@ async fn a_version_3_send_log_becomes_counts_that_keep_the_budgets() {
         SendDecision::Allowed
     );
 }
+
+/// A flood of sends, over hours, leaves at most the counted minutes of a
+/// user behind: the table (and so every budget's read) stays bounded by
+/// the window, not by the traffic.
+#[tokio::test]
+async fn three_hours_of_sends_leave_at_most_the_counted_minutes() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path()));
+    let c = Connection::open(dir.path().join("state.db")).unwrap();
+    let send = OwnedSend {
+        user: "a".into(),
+        rhost: Some("192.0.2.7".into()),
+        host: "host-a".into(),
+        kind: SendKind::First,
+        budget: smsotp_config::SendBudget {
+            per_user_per_hour: 10_000,
+            per_rhost_per_hour: 100_000,
+            global_per_hour: 1_000_000,
+            global_scope: Default::default(),
+            allowed_countries: vec![],
+        },
+        resend: smsotp_config::Resend {
+            enabled: true,
+            per_user_per_hour: 1,
+            cooldown: std::time::Duration::from_secs(30),
+        },
+    };
+    let pruned = Default::default();
+    let (start, sends) = (1_796_000_000_i64, 3 * 3600 / 5);
+    for i in 0..sends {
+        let d = req::reserve(&c, &send, start + 5 * i, &pruned).unwrap();
+        assert_eq!(d, SendDecision::Allowed, "send {i}");
+    }
+    let per_scope: Vec<(String, i64)> = c
+        .prepare("SELECT scope, COUNT(*) FROM send_counts GROUP BY scope ORDER BY scope")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    // user, rhost and host each hold the 61 or 62 minutes still counted
+    // (the oldest is pruned at the next minute's first send).
+    assert_eq!(per_scope.len(), 3, "{per_scope:?}");
+    for (scope, rows) in &per_scope {
+        assert!(
+            (61..=62).contains(rows),
+            "{scope}: {rows} rows after {sends} sends"
+        );
+    }
+}
