@@ -237,9 +237,11 @@ fn start_expecting_failure(dir: &Path, store: &Path) -> (bool, String) {
     std::fs::write(
         &cfg,
         format!(
-            "socket = {}\nusers_file = {}\nlog_level = \"info\"\n\n[store]\npath = {}\n\n\
-             [[provider]]\ntype = \"outbox\"\npath = {}\n",
+            "socket = {}\nroot_socket = {}\nusers_file = {}\nlog_level = \"info\"\n\n\
+             [store]\npath = {}\n\n[[provider]]\ntype = \"outbox\"\npath = {}\n",
             toml_str(&dir.join("s.sock").to_string_lossy()),
+            // Never the installed daemon's /run/smsotp/root.sock.
+            toml_str(&dir.join("root.sock").to_string_lossy()),
             toml_str(&dir.join("users.toml").to_string_lossy()),
             toml_str(&store.to_string_lossy()),
             toml_str(&dir.join("outbox.jsonl").to_string_lossy()),

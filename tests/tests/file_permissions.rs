@@ -58,8 +58,10 @@ impl Files {
         fs::write(
             &self.config,
             format!(
-                "socket = {}\nusers_file = {}\n\n[store]\npath = {}\n\n[[provider]]\n{}\n",
+                "socket = {}\nroot_socket = {}\nusers_file = {}\n\n[store]\npath = {}\n\n[[provider]]\n{}\n",
                 q(&d.join("smsotpd.sock")),
+                // Never the installed daemon's /run/smsotp/root.sock.
+                q(&d.join("root.sock")),
                 q(&self.users),
                 q(&store.map_or_else(|| d.join("state.db"), Path::to_path_buf)),
                 provider.unwrap_or(&outbox),
